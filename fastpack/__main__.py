@@ -1,0 +1,5 @@
+import sys
+
+from fastpack.cli import main
+
+sys.exit(main())

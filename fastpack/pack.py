@@ -1,0 +1,353 @@
+"""The packer's public API: `pack_sequences` (files -> packed split on disk) and `pack_arrays` (in memory).
+
+read (bytes -> documents) -> windowers (documents -> rows) -> write (rows -> .npy, then .pt, then
+the meta). Outputs appear under their final names only when complete, the meta last.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from fastpack._version import __version__
+from fastpack.atomic import atomic_path, temp_path_for, write_json_atomic
+from fastpack.errors import UserError
+from fastpack.meta import FORMAT_VERSION, meta_path_for, read_meta
+from fastpack.readers import (BLOCK_BYTES, DEFAULT_FIELDS, ArrowReader, BadLines, IdLimits, JsonlReader, Separators,
+                              add_separators)
+from fastpack.sources import SourcePart, check_inputs, describe_sources, shard_parts
+from fastpack.windows import make_windower
+from fastpack.writers import ArraySink, BackgroundWriter, NpyWriter, npy_to_pt
+
+MODES = ("concat", "document")
+FORMATS = ("npy", "pt", "both")
+UINT16_LIMIT = 1 << 16
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackParams:
+    """Everything that shapes the packed output; with the sources' fingerprints, the cache key."""
+
+    seq_len: int = 1024
+    stride: int = 1024
+    mode: str = "concat"
+    eos_id: int | None = None
+    bos_id: int | None = None
+    pad_id: int | None = None
+    pad_last: bool = False
+    fields: tuple[str, ...] = DEFAULT_FIELDS
+    vocab_size: int | None = None
+    dtype: str = "int32"
+    on_bad_line: str = "error"
+    num_shards: int = 1
+    shard_index: int = 0
+
+    def __post_init__(self) -> None:
+        if self.seq_len < 1:
+            raise UserError(f"--seq-len must be >= 1, got {self.seq_len}")
+        if self.stride < 1:
+            raise UserError(f"--stride must be >= 1, got {self.stride}")
+        if self.stride > self.seq_len:
+            raise UserError(f"--stride ({self.stride}) must not exceed --seq-len ({self.seq_len}): windows would skip tokens")
+        if self.mode not in MODES:
+            raise UserError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.dtype not in ("int32", "uint16"):
+            raise UserError(f"--dtype must be int32 or uint16, got {self.dtype!r}")
+        if self.on_bad_line not in ("error", "skip"):
+            raise UserError(f"--on-bad-line must be error or skip, got {self.on_bad_line!r}")
+        if self.vocab_size is not None and self.vocab_size < 1:
+            raise UserError(f"--vocab-size must be >= 1, got {self.vocab_size}")
+        if self.pads and self.pad_id is None:
+            why = "--pad-last" if self.pad_last else f"--mode {self.mode}"
+            raise UserError(f"{why} pads windows and needs a pad id: pass --pad-id N (the tokenizer defines none)")
+        limits = self.limits
+        for name in ("eos_id", "bos_id", "pad_id"):
+            value = getattr(self, name)
+            problem = None if value is None else limits.problem(value)
+            if problem:
+                raise UserError(f"--{name.replace('_', '-')} {problem}")
+
+    @property
+    def pads(self) -> bool:
+        return self.pad_last or self.mode == "document"
+
+    @property
+    def separators(self) -> Separators:
+        return Separators(bos=-1 if self.bos_id is None else self.bos_id, eos=-1 if self.eos_id is None else self.eos_id)
+
+    def windower(self, sink):
+        return make_windower(self.mode, seq_len=self.seq_len, stride=self.stride, bos=self.bos_id is not None,
+                             eos=self.eos_id is not None, pad_id=self.pad_id, pad_last=self.pad_last,
+                             dtype=self.dtype, sink=sink)
+
+    @property
+    def limits(self) -> IdLimits:
+        return IdLimits(vocab_size=self.vocab_size, dtype_limit=UINT16_LIMIT if self.dtype == "uint16" else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["fields"] = list(self.fields)
+        return d
+
+
+def resolve_dtype(dtype: str, vocab_size: int | None) -> str:
+    """`auto`: uint16 when every id fits (vocab <= 65,536), halving disk and RAM; else int32."""
+    if dtype == "auto":
+        return "uint16" if vocab_size is not None and vocab_size <= UINT16_LIMIT else "int32"
+    return dtype
+
+
+@dataclass
+class PackSummary:
+    name: str
+    files: dict[str, str]
+    meta_path: str
+    shape: tuple[int, int]
+    dtype: str
+    counts: dict[str, int]
+    seconds: float
+    compile_seconds: float = 0.0
+    up_to_date: bool = False
+    bad_line_examples: list[str] = field(default_factory=list)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.counts.get("tokens_in", 0) / self.seconds if self.seconds > 0 else 0.0
+
+    def format(self) -> str:
+        c = self.counts
+        where = ", ".join(self.files.values())
+        if self.up_to_date:
+            return f"{self.name}: up to date ({self.shape[0]:,} windows x {self.shape[1]}) -> {where} (use --force to re-pack)"
+        lines = [
+            f"{self.name}: {self.shape[0]:,} windows x {self.shape[1]} ({self.dtype}) -> {where}",
+            f"  documents {c['documents']:,} ({c['empty_documents']:,} empty), tokens in {c['tokens_in']:,}"
+            f" (+{c['eos_added'] + c['bos_added']:,} eos/bos), padded {c['padded']:,}, dropped {c['dropped']:,},"
+            f" skipped lines {c['skipped_lines']:,}",
+            f"  {self.seconds:.2f} s, {self.tokens_per_s / 1e6:.1f} M tokens/s"
+            + (f" (first run: {self.compile_seconds:.1f} s compiling kernels, cached from now on)" if self.compile_seconds else ""),
+        ]
+        lines += [f"  skipped {example}" for example in self.bad_line_examples]
+        return "\n".join(lines)
+
+
+def output_files(output: str | os.PathLike, fmt: str, num_shards: int = 1, shard_index: int = 0) -> dict[str, Path]:
+    """`out/train.npy` -> {"npy": out/train.npy, "pt": ...} for the formats asked, shard suffix included."""
+    output = Path(output)
+    stem = output.name[: -len(output.suffix)] if output.suffix in (".npy", ".pt") else output.name
+    if num_shards > 1:
+        stem = f"{stem}-{shard_index:05d}-of-{num_shards:05d}"
+    kinds = ("npy", "pt") if fmt == "both" else (fmt,)
+    return {k: output.with_name(f"{stem}.{k}") for k in kinds}
+
+
+def pack_sequences(
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    seq_len: int = 1024,
+    stride: int | None = None,
+    mode: str = "concat",
+    eos_id: int | None = None,
+    add_eos: bool = True,
+    bos_id: int | None = None,
+    pad_id: int | None = None,
+    pad_last: bool = False,
+    field: str | None = None,
+    vocab_size: int | None = None,
+    format: str | None = None,
+    dtype: str = "int32",
+    on_bad_line: str = "error",
+    num_shards: int = 1,
+    shard_index: int = 0,
+    show_progress: bool = False,
+    force: bool = False,
+    config: dict | None = None,
+    block_bytes: int = BLOCK_BYTES,
+) -> PackSummary:
+    """Pack token files (JSONL, Parquet, Arrow; in order, as one stream) into `output` (.npy/.pt) + meta.
+
+    Skips the work when the meta beside `output` shows the same sources and parameters (unless
+    `force`). `format` defaults to the output's suffix; `config` (the resolved training config)
+    is stored in the meta for reproducibility.
+    """
+    started = time.perf_counter()
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    if add_eos and eos_id is None:
+        raise UserError("no eos id: pass --eos-id N (or --no-eos to pack without separators)")
+    fmt = format or ("pt" if Path(output).suffix == ".pt" else "npy")
+    if fmt not in FORMATS:
+        raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    params = PackParams(
+        seq_len=seq_len, stride=seq_len if stride is None else stride, mode=mode,
+        eos_id=eos_id if add_eos else None, bos_id=bos_id, pad_id=pad_id, pad_last=pad_last,
+        fields=(field,) if field else DEFAULT_FIELDS, vocab_size=vocab_size,
+        dtype=resolve_dtype(dtype, vocab_size), on_bad_line=on_bad_line,
+        num_shards=num_shards, shard_index=shard_index,
+    )
+    paths = check_inputs(inputs)
+    parts = shard_parts(paths, num_shards, shard_index, params.fields)
+    files = output_files(output, fmt, num_shards, shard_index)
+    meta_path = meta_path_for(next(iter(files.values())))
+    sources = describe_sources(paths)
+    name = meta_path.name[: -len(".meta.json")]
+    if not force:
+        meta = fresh_meta(meta_path, params, sources, files)
+        if meta is not None:
+            return PackSummary(name, {k: str(p) for k, p in files.items()}, str(meta_path), tuple(meta["shape"]),
+                               meta["dtype"], meta["counts"], time.perf_counter() - started, up_to_date=True)
+    compile_seconds = warm_up(params)
+
+    bad = BadLines(skip=on_bad_line == "skip")
+    npy_final = files.get("npy")
+    tmp_npy = temp_path_for(npy_final or files["pt"].with_suffix(".npy"))  # a .pt is made from the .npy
+    progress = _progress(parts, show_progress, name)
+    tmp_npy.parent.mkdir(parents=True, exist_ok=True)
+    writer = BackgroundWriter(NpyWriter(tmp_npy, params.seq_len, params.dtype))
+    try:
+        windower = params.windower(writer)
+        for batch in _batches(parts, params, bad, block_bytes, progress):
+            windower.feed(batch.values, batch.offsets)
+        windower.finish()
+        rows = writer.close()
+        progress.close()
+        meta_path.unlink(missing_ok=True)  # from here an array without its meta reads as an interrupted pack
+        if "pt" in files:
+            with atomic_path(files["pt"]) as tmp_pt:
+                npy_to_pt(tmp_npy, tmp_pt)
+        if npy_final:
+            os.replace(tmp_npy, npy_final)
+    finally:
+        writer.abort()
+        progress.close()
+        tmp_npy.unlink(missing_ok=True)
+    counts = asdict(windower.counts) | {"tokens_out": rows * params.seq_len, "skipped_lines": bad.count}
+    meta = {
+        "format_version": FORMAT_VERSION, "fastpack_version": __version__, "name": name,
+        "files": {"npy": None, "pt": None} | {k: p.name for k, p in files.items()},
+        "shape": [rows, params.seq_len], "dtype": params.dtype,
+        "seq_len": params.seq_len, "stride": params.stride, "mode": params.mode,
+        "eos_id": params.eos_id, "bos_id": params.bos_id, "pad_id": params.pad_id, "vocab_size": params.vocab_size,
+        "counts": counts, "sources": sources, "params": params.to_dict(),
+        "shard": {"index": shard_index, "count": num_shards} if num_shards > 1 else None,
+        "config": config,
+    }
+    write_json_atomic(meta_path, meta)
+    return PackSummary(name, {k: str(p) for k, p in files.items()}, str(meta_path), (rows, params.seq_len),
+                       params.dtype, counts, time.perf_counter() - started, compile_seconds,
+                       bad_line_examples=bad.examples)
+
+
+def fresh_meta(meta_path: Path, params: PackParams, sources: list[dict], files: dict[str, Path]) -> dict | None:
+    """The existing meta when it matches these sources and parameters and its files are all there."""
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = read_meta(meta_path)
+    except UserError:
+        return None
+    if meta.get("params") != params.to_dict() or meta.get("sources") != sources:
+        return None
+    if {k for k, v in meta.get("files", {}).items() if v} != set(files) or not all(p.is_file() for p in files.values()):
+        return None
+    return meta
+
+
+def _batches(parts: Sequence[SourcePart], params: PackParams, bad: BadLines, block_bytes: int, progress):
+    common = dict(fields=params.fields, limits=params.limits, bad=bad, separators=params.separators)
+    for part in parts:
+        if part.is_arrow:
+            rows = (part.start, part.end) if part.end is not None else None
+            yield from ArrowReader(part.path, rows=rows, **common)
+            progress.update(part.path.stat().st_size)
+        else:
+            reader = JsonlReader(part.path, block_bytes=block_bytes, start=part.start, end=part.end, **common)
+            for batch in reader:
+                progress.update(batch.nbytes)
+                yield batch
+
+
+def _progress(parts: Sequence[SourcePart], show: bool, name: str):
+    from tqdm import tqdm
+
+    total = sum(p.path.stat().st_size if p.is_arrow or p.end is None else p.end - p.start for p in parts)
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=f"packing {name}",
+                disable=not show, file=sys.stderr, leave=False)
+
+
+def warm_up(params: PackParams) -> float:
+    """Load (or, on the first run, compile) the kernels this pack uses; seconds spent if it compiled."""
+    from fastpack import jsonscan, kernels
+
+    started = time.perf_counter()
+    dispatchers = [jsonscan.scan_block, jsonscan.split_points, jsonscan.last_newline, kernels.stream_positions,
+                   kernels.build_stream, kernels.cut_windows, kernels.document_window_counts,
+                   kernels.fill_document_windows]
+    misses = sum(sum(d.stats.cache_misses.values()) for d in dispatchers)
+    pack_arrays([[1, 2, 3]], seq_len=2, stride=1, mode=params.mode, eos_id=0, pad_id=0, pad_last=True,
+                dtype=params.dtype)
+    buf = np.frombuffer(b'{"ids": [1]}\n', np.uint8).copy()
+    bounds = jsonscan.split_points(buf, buf.size, 1)
+    jsonscan.last_newline(buf, buf.size)
+    names, starts = np.frombuffer(b"ids", np.uint8).copy(), np.array([0, 3], np.int64)
+    i64 = [np.zeros(4, np.int64) for _ in range(6)]
+    jsonscan.scan_block(buf, bounds, names, starts, params.limits.limit, -1, 0, np.zeros(8, np.int32), 8, i64[0],
+                        i64[1], 4, *i64[2:], 4, np.zeros((1, 5), np.int64))
+    compiled = sum(sum(d.stats.cache_misses.values()) for d in dispatchers) > misses
+    return time.perf_counter() - started if compiled else 0.0
+
+
+def pack_arrays(
+    docs: Iterable[Sequence[int]] | tuple[np.ndarray, np.ndarray],
+    *,
+    seq_len: int,
+    stride: int | None = None,
+    mode: str = "concat",
+    eos_id: int | None = None,
+    add_eos: bool = True,
+    bos_id: int | None = None,
+    pad_id: int | None = None,
+    pad_last: bool = False,
+    vocab_size: int | None = None,
+    dtype: str = "int32",
+) -> np.ndarray:
+    """In-memory packing for small inputs: documents (lists of ids, or `(values, offsets)`) -> [n, seq_len]."""
+    if add_eos and eos_id is None:
+        raise UserError("no eos id: pass eos_id=N (or add_eos=False to pack without separators)")
+    params = PackParams(seq_len=seq_len, stride=seq_len if stride is None else stride, mode=mode,
+                        eos_id=eos_id if add_eos else None, bos_id=bos_id, pad_id=pad_id, pad_last=pad_last,
+                        vocab_size=vocab_size, dtype=resolve_dtype(dtype, vocab_size))
+    stream, offsets = add_separators(*_as_flat(docs, params.limits), params.separators)
+    sink = ArraySink(params.seq_len, params.dtype)
+    windower = params.windower(sink)
+    windower.feed(stream, offsets)
+    windower.finish()
+    return sink.rows()
+
+
+def _as_flat(docs, limits: IdLimits) -> tuple[np.ndarray, np.ndarray]:
+    from fastpack.kernels import first_out_of_range
+
+    if isinstance(docs, tuple) and len(docs) == 2 and isinstance(docs[0], np.ndarray):
+        values, offsets = (np.asarray(a) for a in docs)
+        offsets = np.array(offsets, np.int64)
+    else:
+        arrays = [np.asarray(d, dtype=np.int64).reshape(-1) for d in docs]
+        values = np.concatenate(arrays) if arrays else np.empty(0, np.int64)
+        offsets = np.zeros(len(arrays) + 1, np.int64)
+        np.cumsum([a.size for a in arrays], out=offsets[1:])
+    if not np.issubdtype(values.dtype, np.integer):
+        raise UserError(f"token ids must be integers, got {values.dtype}")
+    if offsets.size == 0 or offsets[0] != 0 or offsets[-1] != values.size or (np.diff(offsets) < 0).any():
+        raise UserError("offsets must start at 0, never decrease, and end at len(values)")
+    wide = values.astype(np.int64)
+    bad = first_out_of_range(wide, limits.limit)
+    if bad >= 0:
+        raise UserError(f"token id {limits.problem(int(wide[bad]))} (at position {bad})")
+    return wide.astype(np.int32), offsets

@@ -1,0 +1,474 @@
+"""Readers: token files -> batches of documents as flat buffers (int32 `values` + int64 `offsets`).
+
+JSONL is read in blocks of whole lines into one reused byte buffer and parsed by the numba
+scanner (`jsonscan`), its parts in parallel; lines it refuses are re-parsed with orjson, which
+either gives the ids or the exact error, reported as `path:line: problem`. Parquet and Arrow IPC
+files (what HF `datasets` writes) are read with pyarrow, a list-of-int column at a time.
+Memory is bounded by the block size (or the longest line), never by the file size.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import orjson
+
+from fastpack import jsonscan
+from fastpack.errors import UserError
+
+DEFAULT_FIELDS = ("input_ids", "ids", "tokens", "token_ids")
+INT32_LIMIT = 2**31  # ids must be < this to fit int32
+BLOCK_BYTES = 16 << 20
+MIN_PART_BYTES = 1 << 20  # below this a part is not worth a thread
+MAX_PARTS: int | None = None  # parts per block; None: one per numba thread
+ARROW_SUFFIXES = (".parquet", ".arrow", ".feather", ".ipc")
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass
+class TokenBatch:
+    """Documents i = values[offsets[i]:offsets[i+1]]; `nbytes` of input consumed, `skipped` bad lines."""
+
+    values: np.ndarray
+    offsets: np.ndarray
+    nbytes: int = 0
+    skipped: int = 0
+
+    @property
+    def n_docs(self) -> int:
+        return self.offsets.size - 1
+
+    def to_arrow(self):
+        """The batch as a `pyarrow.LargeListArray` sharing this batch's memory (no copy)."""
+        import pyarrow as pa
+
+        return pa.LargeListArray.from_arrays(pa.array(self.offsets), pa.array(self.values))
+
+
+@dataclass(frozen=True)
+class IdLimits:
+    """What an id must be below, and why (the error says which limit it broke)."""
+
+    vocab_size: int | None = None
+    dtype_limit: int | None = None  # 65536 for uint16 output
+
+    @property
+    def limit(self) -> int:
+        return min(x for x in (INT32_LIMIT, self.vocab_size, self.dtype_limit) if x is not None)
+
+    def problem(self, value: int) -> str | None:
+        if value < 0:
+            return f"{value} is negative (token ids must be >= 0)"
+        if value >= INT32_LIMIT:
+            return f"{value} is beyond int32"
+        if self.vocab_size is not None and value >= self.vocab_size:
+            return f"{value} is >= vocab size {self.vocab_size}"
+        if self.dtype_limit is not None and value >= self.dtype_limit:
+            return f"{value} does not fit uint16 (ids must be < {self.dtype_limit}; use --dtype int32)"
+        return None
+
+
+@dataclass
+class BadLines:
+    """`--on-bad-line`: raise on the first bad line, or count them and keep a few for the report."""
+
+    skip: bool = False
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def report(self, where: str, problem: str) -> None:
+        if not self.skip:
+            raise UserError(f"{where}: {problem}")
+        self.count += 1
+        if len(self.examples) < 5:
+            self.examples.append(f"{where}: {problem}")
+
+
+def parse_line_with_orjson(line: bytes, fields: Sequence[str], limits: IdLimits) -> np.ndarray | str:
+    """The slow, exact path for one line: its ids as int32, or the problem as one phrase."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"invalid UTF-8 (byte {exc.start + 1} of the line)"
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return f"invalid JSON ({exc})"
+    if not isinstance(obj, dict):
+        return f"expected a JSON object, found {_describe(obj)}"
+    name = next((f for f in fields if f in obj), None)
+    if name is None:
+        also = f" (also looked for {', '.join(fields[1:])})" if len(fields) > 1 else ""
+        return f"missing field {fields[0]!r}{also}"
+    ids = obj[name]
+    if not isinstance(ids, list):
+        return f"field {name!r} must be a list of token ids, found {_describe(ids)}"
+    for k, x in enumerate(ids):
+        if type(x) is not int:
+            return f"{name}[{k}] is {_describe(x)}, expected a non-negative integer"
+        problem = limits.problem(x)
+        if problem:
+            return f"{name}[{k}] = {problem}"
+    return np.array(ids, dtype=np.int64).astype(np.int32)
+
+
+def _describe(x) -> str:
+    if isinstance(x, bool) or x is None:
+        return f"{orjson.dumps(x).decode()}"
+    if isinstance(x, (int, float)):
+        return f"a {type(x).__name__} ({x!r})"
+    if isinstance(x, str):
+        return f"a string ({x[:20]!r})"
+    return {list: "a list", dict: "an object"}.get(type(x), type(x).__name__)
+
+
+@dataclass(frozen=True)
+class Separators:
+    """Ids put around every non-empty document as it is read (-1: none), so batches are stream pieces."""
+
+    bos: int = -1
+    eos: int = -1
+
+    @property
+    def per_doc(self) -> int:
+        return (self.bos >= 0) + (self.eos >= 0)
+
+    def wrap(self, ids: np.ndarray) -> np.ndarray:
+        if ids.size == 0 or not self.per_doc:
+            return ids
+        head, tail = [self.bos] * (self.bos >= 0), [self.eos] * (self.eos >= 0)
+        return np.concatenate([np.array(head, np.int32), ids, np.array(tail, np.int32)])
+
+
+class _Scratch:
+    """Reused per-part output slices of the scanner, grown on demand."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, size: int, dtype) -> np.ndarray:
+        arr = self.arrays.get(name)
+        if arr is None or arr.size < size:
+            arr = self.arrays[name] = np.empty(max(size, 1), dtype)
+        return arr
+
+
+class JsonlReader:
+    """Token JSONL -> batches of documents. Reads the lines whose first byte is in [start, end).
+
+    Batches are views of reused buffers, valid until the next one is taken: one per parallel
+    part of a block, so nothing is copied between the scanner and the windower.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, fields: Sequence[str], limits: IdLimits, bad: BadLines,
+                 separators: Separators = Separators(), block_bytes: int = BLOCK_BYTES, start: int = 0,
+                 end: int | None = None, n_parts: int | None = None) -> None:
+        self.path = Path(path)
+        self.fields = tuple(fields)
+        self.limits, self.bad, self.separators = limits, bad, separators
+        self.block_bytes = max(int(block_bytes), 64)
+        self.start, self.end = start, end
+        self.n_parts = n_parts
+        names = [f.encode() for f in self.fields]
+        self._names = np.frombuffer(b"".join(names), np.uint8).copy()
+        self._name_starts = np.cumsum([0] + [len(n) for n in names]).astype(np.int64)
+        self._scratch = _Scratch()
+        self._first_line: int | None = 1 if start == 0 else None
+
+    def __iter__(self) -> Iterator[TokenBatch]:
+        lines_before = 0
+        for buf, n, consumed, no_newline in self._line_blocks():
+            n_lines = yield from self._parse_block(buf, n, lines_before, consumed, no_newline)
+            lines_before += n_lines
+    # -- bytes -> blocks of whole lines -------------------------------------------------------
+    def _line_blocks(self):
+        """Yield (buf, n, input bytes in the block, its last line lacked a newline); buf[:n] is whole lines."""
+        size = self.path.stat().st_size
+        limit = size if self.end is None else min(self.end, size)
+        buf = np.empty(self.block_bytes + 1, np.uint8)  # +1: room for a sentinel newline
+        have = 0
+        with open(self.path, "rb") as f:
+            pos = self._seek_first_line(f)
+            if pos == 0 and f.read(3) != _BOM:  # a UTF-8 byte order mark at the start is skipped
+                f.seek(0)
+            pos = f.tell()
+            while True:
+                if have == buf.size - 1:  # a line longer than the buffer: grow it
+                    buf = _grown(buf, have, 2 * buf.size)
+                want = min(buf.size - 1 - have, max(limit - pos, 0))
+                got = f.readinto(memoryview(buf)[have:have + want]) if want else 0
+                pos += got
+                n = have + got
+                done = pos >= limit or got < want
+                if done and n and buf[n - 1] != jsonscan.NL:
+                    rest = f.readline()  # finish the line that straddles a shard's end
+                    if rest:
+                        buf = _grown(buf, n, n + len(rest) + 1) if n + len(rest) + 1 > buf.size else buf
+                        buf[n:n + len(rest)] = np.frombuffer(rest, np.uint8)
+                        n += len(rest)
+                cut = n if done else jsonscan.last_newline(buf, n) + 1
+                if cut:
+                    no_newline = buf[cut - 1] != jsonscan.NL
+                    if no_newline:  # only the very last line: give it the newline every line ends with
+                        buf[cut] = jsonscan.NL
+                    yield buf, cut + no_newline, cut, bool(no_newline)
+                if done:
+                    return
+                have = n - cut
+                buf[:have] = buf[cut:n].copy()
+
+    def _seek_first_line(self, f) -> int:
+        """Position f at the first line starting at or after self.start; return that position."""
+        if self.start <= 0:
+            f.seek(0)
+            return 0
+        f.seek(self.start - 1)
+        if f.read(1) != b"\n":
+            f.readline()
+        return f.tell()
+
+    def _line_number(self, lines_before_block: int, index_in_block: int) -> int:
+        if self._first_line is None:  # a shard not starting at byte 0: count the lines before it once
+            with open(self.path, "rb") as f:
+                self._seek_first_line(f)
+                first = f.tell()
+                f.seek(0)
+                newlines, left = 0, first
+                while left > 0:
+                    chunk = f.read(min(left, 1 << 24))
+                    newlines += chunk.count(b"\n")
+                    left -= len(chunk)
+            self._first_line = newlines + 1
+        return self._first_line + lines_before_block + index_in_block
+
+    # -- block -> documents -------------------------------------------------------------------
+    def _parse_block(self, buf, n, line0, consumed, no_newline):
+        """Yield the block's documents (one batch per part); return its number of lines."""
+        from numba import get_num_threads
+
+        n_parts = self.n_parts or max(1, min(MAX_PARTS or get_num_threads(), n // MIN_PART_BYTES))
+        bounds = jsonscan.split_points(buf, n, n_parts)
+        max_part = int(np.diff(bounds).max())
+        caps = (max_part // 2 + 1, max_part // 8 + 16, max_part // 64 + 16)
+        results = np.zeros((n_parts, 5), np.int64)
+        sep = self.separators
+        while True:
+            value_cap, doc_cap, fb_cap = caps
+            s = self._scratch
+            values = s.get("values", n_parts * value_cap, np.int32)
+            doc_ends = s.get("doc_ends", n_parts * doc_cap, np.int64)
+            doc_lines = s.get("doc_lines", n_parts * doc_cap, np.int64)
+            fb = [s.get(k, n_parts * fb_cap, np.int64) for k in ("fb_lines", "fb_starts", "fb_ends", "fb_docs")]
+            jsonscan.scan_block(buf, bounds, self._names, self._name_starts, self.limits.limit, sep.bos, sep.eos,
+                                values, value_cap, doc_ends, doc_lines, doc_cap, *fb, fb_cap, results)
+            if (results[:, 0] == jsonscan.OK).all():
+                break
+            caps = (value_cap, max_part // 2 + 2, max_part // 2 + 2)  # pathological: many tiny lines
+        part_lines = np.concatenate([[0], np.cumsum(results[:, 1])])
+        if results[:, 4].sum():
+            yield self._with_fallback(buf, values, value_cap, doc_ends, doc_cap, fb, fb_cap, results, line0,
+                                      part_lines, consumed, no_newline)
+            return int(part_lines[-1])
+        for p in range(n_parts):
+            nd, nv = int(results[p, 2]), int(results[p, 3])
+            offsets = self._scratch.get(f"offsets{p}", nd + 1, np.int64)[: nd + 1]
+            offsets[0] = 0
+            offsets[1:] = doc_ends[p * doc_cap:p * doc_cap + nd]
+            yield TokenBatch(values[p * value_cap:p * value_cap + nv], offsets,
+                             nbytes=consumed if p == n_parts - 1 else 0)
+        return int(part_lines[-1])
+
+    def _with_fallback(self, buf, values, value_cap, doc_ends, doc_cap, fb, fb_cap, results,
+                       line0, part_lines, consumed, no_newline) -> TokenBatch:
+        """Rare path: splice the orjson-parsed refused lines between the scanner's documents."""
+        fb_lines, fb_starts, fb_ends, fb_docs = fb
+        pieces: list[np.ndarray] = []
+        lengths: list[np.ndarray] = []
+        skipped_before = self.bad.count
+        last_line_index = int(part_lines[-1]) - 1
+        for p in range(results.shape[0]):
+            nd, nv = int(results[p, 2]), int(results[p, 3])
+            ends = doc_ends[p * doc_cap:p * doc_cap + nd]
+            starts = np.concatenate([[0], ends[:-1]]) if nd else ends
+            vals = values[p * value_cap:p * value_cap + nv]
+            done = 0
+            for f in range(p * fb_cap, p * fb_cap + int(results[p, 4])):
+                k = int(fb_docs[f])
+                if k > done:
+                    pieces.append(vals[starts[done]:ends[k - 1]])
+                    lengths.append(ends[done:k] - starts[done:k])
+                done = k
+                index = int(part_lines[p] + fb_lines[f])
+                ids = parse_line_with_orjson(buf[fb_starts[f]:fb_ends[f]].tobytes(), self.fields, self.limits)
+                if isinstance(ids, str):
+                    if no_newline and index == last_line_index:
+                        ids += " (the last line has no newline: truncated file?)"
+                    self.bad.report(f"{self.path}:{self._line_number(line0, index)}", ids)
+                    continue
+                ids = self.separators.wrap(ids)
+                pieces.append(ids)
+                lengths.append(np.array([ids.size], np.int64))
+            if nd > done:
+                pieces.append(vals[starts[done]:ends[nd - 1]])
+                lengths.append(ends[done:nd] - starts[done:nd])
+        out_vals = np.concatenate(pieces).astype(np.int32, copy=False) if pieces else np.empty(0, np.int32)
+        all_lengths = np.concatenate(lengths) if lengths else np.empty(0, np.int64)
+        offsets = np.zeros(all_lengths.size + 1, np.int64)
+        np.cumsum(all_lengths, out=offsets[1:])
+        return TokenBatch(out_vals, offsets, nbytes=consumed, skipped=self.bad.count - skipped_before)
+
+
+class ArrowReader:
+    """Parquet / Arrow IPC (file or stream) with a list-of-int column -> TokenBatch per record batch."""
+
+    def __init__(self, path: str | os.PathLike, *, fields: Sequence[str], limits: IdLimits, bad: BadLines,
+                 separators: Separators = Separators(), rows: tuple[int, int] | None = None,
+                 batch_rows: int = 4096) -> None:
+        self.path = Path(path)
+        self.fields, self.limits, self.bad, self.separators = tuple(fields), limits, bad, separators
+        self.rows = rows
+        self.batch_rows = batch_rows
+
+    def num_rows(self) -> int:
+        import pyarrow.parquet as pq
+
+        if self.path.suffix == ".parquet":
+            return pq.ParquetFile(self.path).metadata.num_rows
+        return sum(rb.num_rows for rb in self._record_batches())
+
+    def __iter__(self) -> Iterator[TokenBatch]:
+        row = 0
+        lo, hi = self.rows or (0, None)
+        for rb in self._record_batches():
+            n = rb.num_rows
+            a, b = max(lo - row, 0), n if hi is None else min(hi - row, n)
+            if a < b:
+                yield self._to_batch(rb.slice(a, b - a), row + a)
+            row += n
+            if hi is not None and row >= hi:
+                break
+
+    def _record_batches(self):
+        """Record batches holding just the ids column."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            if self.path.suffix == ".parquet":
+                pf = pq.ParquetFile(self.path)
+                yield from pf.iter_batches(batch_size=self.batch_rows, columns=[self._column(pf.schema_arrow.names)])
+                return
+            with pa.memory_map(str(self.path)) as source:
+                try:
+                    reader = pa.ipc.open_file(source)
+                    batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+                except pa.ArrowInvalid:  # HF datasets writes the stream format
+                    source.seek(0)
+                    reader = batches = pa.ipc.open_stream(source)
+                name = self._column(reader.schema.names)
+                for rb in batches:
+                    yield rb.select([name])
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise UserError(f"{self.path}: cannot read as {self.path.suffix[1:]} ({exc})") from None
+
+    def _column(self, names: Sequence[str]) -> str:
+        name = next((f for f in self.fields if f in names), None)
+        if name is None:
+            raise UserError(f"{self.path}: no column {' or '.join(map(repr, self.fields))} (columns: {', '.join(names)})")
+        return name
+
+    def _to_batch(self, rb, first_row: int) -> TokenBatch:
+        import pyarrow as pa
+
+        from fastpack.kernels import first_out_of_range
+
+        col = rb.column(0)
+        name = rb.schema.names[0]
+        if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)) or not pa.types.is_integer(col.type.value_type):
+            raise UserError(f"{self.path}: column {name!r} must be a list of integers, found {col.type}")
+        keep = np.ones(len(col), bool)
+        if col.null_count:
+            for r in np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False)):
+                self.bad.report(f"{self.path}: row {first_row + r + 1}", f"{name} is null")
+                keep[r] = False
+        offsets = col.offsets.to_numpy().astype(np.int64)
+        values = col.values.slice(offsets[0], offsets[-1] - offsets[0])
+        offsets -= offsets[0]
+        if values.null_count:
+            bad_at = np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))
+            self._reject_rows(offsets, bad_at, keep, first_row, name, lambda i: "is null")
+        vals = values.to_numpy(zero_copy_only=False)
+        if vals.dtype == np.uint64:
+            too_big = np.flatnonzero(vals >= INT32_LIMIT)
+            self._reject_rows(offsets, too_big, keep, first_row, name, lambda i: self.limits.problem(int(vals[i])))
+            vals = np.where(vals >= INT32_LIMIT, 0, vals).astype(np.int64)
+        vals = vals.astype(np.int64, copy=False)
+        while True:
+            i = first_out_of_range(vals, self.limits.limit)
+            if i < 0:
+                break
+            self._reject_rows(offsets, np.array([i]), keep, first_row, name, lambda i: self.limits.problem(int(vals[i])))
+            vals = vals.copy() if not vals.flags.writeable else vals
+            row = int(np.searchsorted(offsets, i, side="right") - 1)
+            vals[offsets[row]:offsets[row + 1]] = 0  # the row is dropped below; clear it so the scan goes on
+        lengths = np.diff(offsets)
+        if not keep.all():
+            mask = np.repeat(keep, lengths)
+            vals, lengths = vals[mask], lengths[keep]
+        out_offsets = np.zeros(lengths.size + 1, np.int64)
+        np.cumsum(lengths, out=out_offsets[1:])
+        skipped = int((~keep).sum())
+        vals = vals.astype(np.int32)
+        vals, out_offsets = add_separators(vals, out_offsets, self.separators)
+        return TokenBatch(vals, out_offsets, nbytes=0, skipped=skipped)
+
+    def _reject_rows(self, offsets, indices, keep, first_row, name, problem: Callable[[int], str]) -> None:
+        for i in indices:
+            row = int(np.searchsorted(offsets, i, side="right") - 1)
+            if keep[row]:
+                keep[row] = False
+                self.bad.report(f"{self.path}: row {first_row + row + 1}", f"{name}[{i - offsets[row]}] = {problem(int(i))}")
+
+
+def add_separators(values: np.ndarray, offsets: np.ndarray, sep: Separators) -> tuple[np.ndarray, np.ndarray]:
+    """Documents `values`/`offsets` -> the stream [bos] doc [eos] ... and its document offsets."""
+    from fastpack.kernels import build_stream, stream_positions
+
+    if not sep.per_doc:
+        return values, offsets
+    positions = stream_positions(offsets, sep.per_doc, 0)
+    stream = np.empty(int(positions[-1]), np.int32)
+    build_stream(values, offsets, positions, sep.bos, sep.eos, stream)
+    return stream, positions
+
+
+def _grown(buf: np.ndarray, keep: int, size: int) -> np.ndarray:
+    bigger = np.empty(size, np.uint8)
+    bigger[:keep] = buf[:keep]
+    return bigger
+
+
+def is_arrow_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in ARROW_SUFFIXES
+
+
+def read_token_batches(paths: str | os.PathLike | Sequence[str | os.PathLike], *, field: str | None = None,
+                       vocab_size: int | None = None, on_bad_line: str = "error",
+                       block_bytes: int = BLOCK_BYTES) -> Iterator[TokenBatch]:
+    """Stream documents from token JSONL / Parquet / Arrow files, in order; each batch owns its arrays.
+
+    `batch.to_arrow()` views a batch as a `pyarrow.LargeListArray` without copying.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    fields = (field,) if field else DEFAULT_FIELDS
+    limits, bad = IdLimits(vocab_size=vocab_size), BadLines(skip=on_bad_line == "skip")
+    for path in paths:
+        if is_arrow_path(path):
+            yield from ArrowReader(path, fields=fields, limits=limits, bad=bad)
+        else:
+            for batch in JsonlReader(path, fields=fields, limits=limits, bad=bad, block_bytes=block_bytes):
+                yield TokenBatch(batch.values.copy(), batch.offsets.copy(), batch.nbytes, batch.skipped)

@@ -1,0 +1,239 @@
+"""Writers: rows streamed to `.npy` as they are cut; `.pt` made from it without a second copy in RAM.
+
+The `.npy` header is written first with room for any shape and rewritten with the final row
+count at the end, so rows go straight from the windowers' buffers to the file.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+_MAGIC = b"\x93NUMPY\x01\x00"
+_HEADER_BYTES = 128  # magic + length + dict, padded: a multiple of 64 as numpy requires
+_COPY_CHUNK = 16 << 20
+
+
+def _npy_header(shape: tuple[int, int], dtype) -> bytes:
+    text = "{'descr': '%s', 'fortran_order': False, 'shape': (%d, %d), }" % (np.dtype(dtype).str, *shape)
+    body = text.ljust(_HEADER_BYTES - len(_MAGIC) - 2 - 1) + "\n"
+    return _MAGIC + struct.pack("<H", len(body)) + body.encode("latin1")
+
+
+class NpyWriter:
+    """Append tokens to an .npy of rows of `seq_len`; `close()` fixes the header and returns the row count."""
+
+    def __init__(self, path: str | os.PathLike, seq_len: int, dtype) -> None:
+        self.path = Path(path)
+        self.seq_len, self.dtype = seq_len, np.dtype(dtype)
+        self.tokens = 0
+        self._file = open(self.path, "wb")
+        self._file.write(_npy_header((0, seq_len), self.dtype))
+
+    def write(self, tokens: np.ndarray) -> None:
+        assert tokens.dtype == self.dtype and tokens.flags.c_contiguous
+        self.write_bytes(memoryview(tokens).cast("B"))
+
+    def write_bytes(self, data: memoryview) -> None:
+        self._file.write(data)
+        self.tokens += len(data) // self.dtype.itemsize
+
+    def truncate(self, n_tokens: int) -> None:
+        self._file.truncate(_HEADER_BYTES + n_tokens * self.dtype.itemsize)
+        self._file.seek(0, os.SEEK_END)
+        self.tokens = n_tokens
+
+    def close(self) -> int:
+        rows, rest = divmod(self.tokens, self.seq_len)
+        assert rest == 0, "the windower leaves whole rows"
+        if not self._file.closed:
+            self._file.seek(0)
+            self._file.write(_npy_header((rows, self.seq_len), self.dtype))
+            self._file.close()
+        return rows
+
+    def abort(self) -> None:
+        self._file.close()
+
+
+class BackgroundWriter:
+    """Hands writes to a thread, so the parser goes on while the kernel copies into the page cache.
+
+    On these VMs writing into fresh page cache costs about as much as parsing, and it runs on
+    one core: overlapped, the two take the time of the longer. Tokens are copied into a few
+    reused chunk buffers (bounded memory), which the thread writes in order.
+    """
+
+    def __init__(self, sink: NpyWriter, chunk_bytes: int = 8 << 20, depth: int = 3) -> None:
+        import queue
+        import threading
+
+        self.sink = sink
+        self.itemsize = sink.dtype.itemsize
+        self._chunk = max(chunk_bytes // self.itemsize, 1) * self.itemsize
+        self._free: queue.Queue = queue.Queue()
+        for _ in range(depth):
+            self._free.put(np.empty(self._chunk, np.uint8))
+        self._full: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._current = self._free.get()
+        self._filled = 0
+        self._thread = threading.Thread(target=self._run, name="fastpack-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def dtype(self):
+        return self.sink.dtype
+
+    def write(self, tokens: np.ndarray) -> None:
+        data = memoryview(tokens).cast("B")
+        while len(data):
+            k = min(len(data), self._chunk - self._filled)
+            self._current[self._filled:self._filled + k] = data[:k]
+            self._filled += k
+            data = data[k:]
+            if self._filled == self._chunk:
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._error:
+            raise self._error
+        self._full.put((self._current, self._filled))
+        self._current, self._filled = self._free.get(), 0
+
+    def _drain(self) -> None:
+        if self._filled:
+            self._hand_over()
+        self._full.put(None)
+        self._thread.join()
+        if self._error:
+            raise self._error
+
+    def truncate(self, n_tokens: int) -> None:
+        self._drain()
+        self.sink.truncate(n_tokens)
+        self._restart()
+
+    def _restart(self) -> None:
+        import threading
+
+        self._thread = threading.Thread(target=self._run, name="fastpack-writer", daemon=True)
+        self._thread.start()
+
+    def close(self) -> int:
+        self._drain()
+        return self.sink.close()
+
+    def abort(self) -> None:
+        if self._thread.is_alive():
+            self._full.put(None)
+            self._thread.join()
+        self.sink.abort()
+
+    def _run(self) -> None:
+        while True:
+            item = self._full.get()
+            if item is None:
+                return
+            buf, n = item
+            try:
+                if self._error is None:
+                    self.sink.write_bytes(memoryview(buf)[:n])
+            except BaseException as exc:  # re-raised in the producer's thread
+                self._error = exc
+            self._free.put(buf)
+
+
+class ArraySink:
+    """Collects rows in memory (for `pack_arrays`)."""
+
+    def __init__(self, seq_len: int, dtype) -> None:
+        self.seq_len, self.dtype = seq_len, np.dtype(dtype)
+        self.pieces: list[np.ndarray] = []
+
+    def write(self, tokens: np.ndarray) -> None:
+        self.pieces.append(tokens.reshape(-1).copy())
+
+    def truncate(self, n_tokens: int) -> None:
+        flat = self.array_flat()[:n_tokens]
+        self.pieces = [flat]
+
+    def array_flat(self) -> np.ndarray:
+        return np.concatenate(self.pieces) if self.pieces else np.empty(0, self.dtype)
+
+    def rows(self) -> np.ndarray:
+        return self.array_flat().reshape(-1, self.seq_len)
+
+
+def npy_to_pt(npy_path: str | os.PathLike, pt_path: str | os.PathLike) -> None:
+    """Write the .npy's array as a torch tensor file that `torch.load(path, mmap=True)` maps.
+
+    With `torch.serialization.skip_data` (torch >= 2.5) the file is laid out without data and
+    the bytes are then copied in from the .npy in chunks: memory stays flat. Older torch saves
+    a tensor over the memory-mapped .npy, which holds the data once, as page cache.
+    """
+    import torch
+
+    array = np.load(npy_path, mmap_mode="r")
+    dtype = {np.dtype(np.int32): torch.int32, np.dtype(np.uint16): torch.uint16}[array.dtype]
+    if not hasattr(torch.serialization, "skip_data"):
+        torch.save(torch.from_numpy(np.asarray(array).copy() if array.size == 0 else array), pt_path)
+        return
+    placeholder = torch.empty(array.shape, dtype=dtype)  # untouched pages: no RSS
+    with torch.serialization.skip_data():
+        torch.save(placeholder, pt_path)
+    del placeholder
+    record = _storage_record(pt_path, array.nbytes)
+    crc = 0
+    with open(npy_path, "rb") as src, open(pt_path, "r+b") as dst:
+        src.seek(array.offset)
+        dst.seek(record.data_offset)
+        left = array.nbytes
+        buf = bytearray(min(_COPY_CHUNK, max(left, 1)))
+        view = memoryview(buf)
+        while left > 0:
+            got = src.readinto(view[: min(left, len(buf))])
+            if not got:
+                raise OSError(f"{npy_path}: shorter than its header says")
+            dst.write(view[:got])
+            crc = zlib.crc32(view[:got], crc)
+            left -= got
+        for at in record.crc_offsets:  # keep the zip valid for tools that check it
+            dst.seek(at)
+            dst.write(struct.pack("<I", crc))
+
+
+@dataclass
+class _Record:
+    data_offset: int
+    crc_offsets: tuple[int, int]  # in the local header and in the central directory
+
+
+def _storage_record(pt_path: str | os.PathLike, nbytes: int) -> _Record:
+    """Where the single storage record (`*/data/0`) of a torch zip file keeps its bytes and CRC."""
+    with zipfile.ZipFile(pt_path) as zf:
+        info = next(i for i in zf.infolist() if i.filename.endswith("/data/0"))
+        if info.file_size != nbytes:
+            raise RuntimeError(f"{pt_path}: storage record has {info.file_size} bytes, expected {nbytes}")
+        central = zf.start_dir
+    with open(pt_path, "rb") as f:
+        f.seek(info.header_offset)
+        name_len, extra_len = struct.unpack("<HH", f.read(30)[26:30])
+        f.seek(central)
+        while True:  # walk the central directory to this record's entry
+            entry = f.read(46)
+            if entry[:4] != b"PK\x01\x02":
+                raise RuntimeError(f"{pt_path}: central directory entry for {info.filename} not found")
+            n, m, k = struct.unpack("<HHH", entry[28:34])
+            name = f.read(n)
+            if name.decode() == info.filename:
+                crc_in_central = f.tell() - n - 46 + 16
+                break
+            f.seek(m + k, os.SEEK_CUR)
+    data_offset = info.header_offset + 30 + name_len + extra_len
+    return _Record(data_offset, (info.header_offset + 14, crc_in_central))
