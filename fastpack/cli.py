@@ -11,7 +11,7 @@ from typing import Sequence
 
 from fastpack.errors import UserError, run_main
 
-SUBCOMMANDS: dict[str, str] = {}  # name -> module with a main(argv) (added as they land)
+SUBCOMMANDS = {"audit": "fastpack.audit"}  # name -> module with a main(argv)
 
 EPILOG = """\
 Without --input/--output, packs every split under the config's tokenized dir
@@ -19,6 +19,9 @@ Without --input/--output, packs every split under the config's tokenized dir
 splits whose meta shows the same sources and parameters. Defaults come from
 config/training_config.json (or --config) and the tokenizer's tokenizer_info.json
 (eos id, pad id, vocab size); flags override both.
+
+subcommands:
+  python -m fastpack audit PACKED [--input FILE ...]   prove where every source token went
 
 examples:
   python -m fastpack --seq-len 1024 --stride 1024
@@ -46,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     w = p.add_argument_group("windows")
     w.add_argument("--seq-len", type=int, metavar="N", help="tokens per window (config default 1024)")
     w.add_argument("--stride", type=int, metavar="N", help="start of window k is k*stride (default: seq-len)")
-    w.add_argument("--mode", choices=("concat", "document"), help="concat: one stream; document: no window mixes documents")
+    w.add_argument("--mode", choices=("concat", "document", "bestfit"),
+                   help="concat: one stream cut into windows (default); document: each document windowed alone; "
+                        "bestfit: whole documents packed into windows by best-fit-decreasing, rest padded")
     eos = w.add_mutually_exclusive_group()
     eos.add_argument("--eos-id", type=int, metavar="N", help="eos after every document (default: the tokenizer's)")
     eos.add_argument("--no-eos", action="store_true", help="no separator between documents")

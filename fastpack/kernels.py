@@ -99,3 +99,167 @@ def first_out_of_range(values, limit):
         if v < 0 or v >= limit:
             return i
     return -1
+
+
+@njit(cache=True)
+def concat_segments(starts, ends, docs, first_start, n_windows, stride, seq_len, stream_end, whole):
+    """Segments of the windows [first_start + w*stride, +seq_len) (clipped at stream_end).
+
+    starts/ends/docs: the non-empty documents covering those windows, as absolute stream spans
+    in stream order. Sets whole[i] when some window holds document i entirely.
+    Returns (segments per window, segment lengths, segment documents).
+    """
+    counts = np.empty(n_windows, np.int64)
+    lo = np.empty(n_windows, np.int64)
+    for w in range(n_windows):
+        a = first_start + w * stride
+        b = min(a + seq_len, stream_end)
+        lo[w] = np.searchsorted(ends, a, side="right")  # the document holding position a
+        counts[w] = np.searchsorted(ends, b, side="left") - lo[w] + 1
+    lengths = np.empty(counts.sum(), np.int32)
+    seg_docs = np.empty(counts.sum(), np.int64)
+    k = 0
+    for w in range(n_windows):
+        x = first_start + w * stride
+        b = min(x + seq_len, stream_end)
+        for i in range(lo[w], lo[w] + counts[w]):
+            y = min(ends[i], b)
+            lengths[k] = y - x
+            seg_docs[k] = docs[i]
+            if x == starts[i] and y == ends[i]:
+                whole[i] = True
+            x = y
+            k += 1
+    return counts, lengths, seg_docs
+
+
+@njit(cache=True)
+def cut_pieces(doc_lengths, seq_len):
+    """Best-fit's pieces: each document cut into seq_len pieces and a shorter last one.
+
+    Returns (first piece of each document [n_docs + 1], piece lengths).
+    """
+    first = np.empty(doc_lengths.size + 1, np.int64)
+    first[0] = 0
+    for i in range(doc_lengths.size):
+        first[i + 1] = first[i] + (doc_lengths[i] + seq_len - 1) // seq_len
+    lengths = np.empty(first[-1], np.int64)
+    for i in range(doc_lengths.size):
+        n = doc_lengths[i]
+        for p in range(first[i], first[i + 1]):
+            lengths[p] = min(seq_len, n)
+            n -= seq_len
+    return first, lengths
+
+
+@njit(cache=True)
+def _first_at_least(tree, size, lo):
+    """Smallest leaf index >= lo whose count is > 0 (tree: counts, leaves at [size, 2*size)), or -1."""
+    i = lo + size
+    while tree[i] == 0:
+        while i & 1:  # a right child: go up until we can step right
+            i >>= 1
+        if i == 0:
+            return -1
+        i += 1
+    while i < size:
+        i = 2 * i if tree[2 * i] > 0 else 2 * i + 1
+    return i - size
+
+
+@njit(cache=True)
+def _tree_add(tree, size, leaf, delta):
+    i = leaf + size
+    while i >= 1:
+        tree[i] += delta
+        i >>= 1
+
+
+@njit(cache=True)
+def best_fit_decreasing(piece_lengths, seq_len):
+    """Place pieces into bins of seq_len, longest first (ties in input order), each into the fullest bin it fits.
+
+    Bins with room are kept per remaining capacity, the capacities in a segment tree of counts, so
+    finding the best bin is O(log seq_len); among bins of equal room the one that reached it last
+    is taken. Returns (placement order, bin of each piece, offset in its bin, tokens used per bin).
+    """
+    n = piece_lengths.size
+    by_length = np.zeros(seq_len + 2, np.int64)  # counting sort, longest first, stable
+    for p in range(n):
+        by_length[seq_len - piece_lengths[p] + 1] += 1
+    for c in range(1, seq_len + 2):
+        by_length[c] += by_length[c - 1]
+    order = np.empty(n, np.int64)
+    for p in range(n):
+        k = seq_len - piece_lengths[p]
+        order[by_length[k]] = p
+        by_length[k] += 1
+    size = 1
+    while size < seq_len + 1:
+        size *= 2
+    tree = np.zeros(2 * size, np.int64)
+    top = np.full(seq_len + 1, -1, np.int64)  # per remaining capacity: the last bin that reached it
+    below = np.empty(n, np.int64)  # the bin under it in that stack
+    used = np.zeros(n, np.int64)
+    bins = np.empty(n, np.int64)
+    offsets = np.empty(n, np.int64)
+    n_bins = 0
+    for p in order:
+        need = piece_lengths[p]
+        room = _first_at_least(tree, size, need)
+        if room < 0:
+            b = n_bins
+            n_bins += 1
+        else:
+            b = top[room]
+            top[room] = below[b]
+            _tree_add(tree, size, room, -1)
+        bins[p] = b
+        offsets[p] = used[b]
+        used[b] += need
+        left = seq_len - used[b]
+        if left > 0:
+            below[b] = top[left]
+            top[left] = b
+            _tree_add(tree, size, left, 1)
+    return order, bins, offsets, used[:n_bins].copy()
+
+
+@njit(cache=True)
+def bin_segments(order, bins, piece_lengths, piece_docs, n_bins):
+    """The boundaries sidecar of best-fit windows: segments per bin, lengths and documents in offset order."""
+    counts = np.zeros(n_bins, np.int64)
+    for p in range(bins.size):
+        counts[bins[p]] += 1
+    start = np.zeros(n_bins, np.int64)
+    for b in range(1, n_bins):
+        start[b] = start[b - 1] + counts[b - 1]
+    lengths = np.empty(bins.size, np.int32)
+    docs = np.empty(bins.size, np.int64)
+    for p in order:  # placement order: offsets increase within a bin
+        b = bins[p]
+        lengths[start[b]] = piece_lengths[p]
+        docs[start[b]] = piece_docs[p]
+        start[b] += 1
+    return counts, lengths, docs
+
+
+@njit(cache=True, parallel=True)
+def scatter_pieces(tokens, doc_offsets, first_piece, piece_lengths, piece_dst, out):
+    """Copy each document's pieces to their places in the flat output (first_piece: this batch's slice)."""
+    for i in prange(doc_offsets.size - 1):
+        src = doc_offsets[i]
+        for p in range(first_piece[i], first_piece[i + 1]):
+            n = piece_lengths[p]
+            d = piece_dst[p]
+            for t in range(n):
+                out[d + t] = tokens[src + t]
+            src += n
+
+
+@njit(cache=True, parallel=True)
+def fill_tails(out, used, pad):
+    """Pad every window after its used tokens."""
+    for b in prange(used.size):
+        for t in range(used[b], out.shape[1]):
+            out[b, t] = pad

@@ -3,11 +3,13 @@
     {
       "format_version": 1, "fastpack_version": "0.1.0", "name": "train",
       "files": {"npy": "train.npy", "pt": "train.pt" | null},     # beside the meta
+      "docs": "train.docs.npz",    # the boundaries sidecar: document segments per window (boundaries.py)
       "shape": [n_windows, seq_len], "dtype": "int32" | "uint16",
       "seq_len": 1024, "stride": 1024, "mode": "concat" | "document" | "bestfit",
       "eos_id": 3 | null, "bos_id": null, "pad_id": 0 | null, "vocab_size": 32000 | null,
       "counts": {"documents", "empty_documents", "tokens_in", "eos_added", "bos_added",
-                 "windows", "tokens_out", "padded", "dropped", "skipped_lines"},
+                 "windows", "tokens_out", "padded", "dropped", "skipped_lines",
+                 "documents_split", "documents_truncated"},
       "sources": [{"path", "size", "fingerprint"}],
       "params": {...},             # every parameter that shapes the output: with sources, the cache key
       "shard": {"index": i, "count": n} | null,

@@ -16,15 +16,17 @@ import numpy as np
 
 from fastpack._version import __version__
 from fastpack.atomic import atomic_path, temp_path_for, write_json_atomic
+from fastpack.bestfit import pack_bestfit
+from fastpack.boundaries import BoundariesWriter, docs_path_for
 from fastpack.errors import UserError
 from fastpack.meta import FORMAT_VERSION, meta_path_for, read_meta
 from fastpack.readers import (BLOCK_BYTES, DEFAULT_FIELDS, ArrowReader, BadLines, IdLimits, JsonlReader, Separators,
-                              add_separators)
+                              TokenBatch, add_separators)
 from fastpack.sources import SourcePart, check_inputs, describe_sources, shard_parts
-from fastpack.windows import make_windower
+from fastpack.windows import WindowCounts, make_windower
 from fastpack.writers import ArraySink, BackgroundWriter, NpyWriter, npy_to_pt
 
-MODES = ("concat", "document")
+MODES = ("concat", "document", "bestfit")
 FORMATS = ("npy", "pt", "both")
 UINT16_LIMIT = 1 << 16
 
@@ -56,6 +58,8 @@ class PackParams:
             raise UserError(f"--stride ({self.stride}) must not exceed --seq-len ({self.seq_len}): windows would skip tokens")
         if self.mode not in MODES:
             raise UserError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.mode == "bestfit" and self.stride != self.seq_len:
+            raise UserError(f"--mode bestfit places whole documents: --stride must equal --seq-len ({self.seq_len})")
         if self.dtype not in ("int32", "uint16"):
             raise UserError(f"--dtype must be int32 or uint16, got {self.dtype!r}")
         if self.on_bad_line not in ("error", "skip"):
@@ -74,16 +78,16 @@ class PackParams:
 
     @property
     def pads(self) -> bool:
-        return self.pad_last or self.mode == "document"
+        return self.pad_last or self.mode != "concat"
 
     @property
     def separators(self) -> Separators:
         return Separators(bos=-1 if self.bos_id is None else self.bos_id, eos=-1 if self.eos_id is None else self.eos_id)
 
-    def windower(self, sink):
+    def windower(self, sink, boundaries=None):
         return make_windower(self.mode, seq_len=self.seq_len, stride=self.stride, bos=self.bos_id is not None,
                              eos=self.eos_id is not None, pad_id=self.pad_id, pad_last=self.pad_last,
-                             dtype=self.dtype, sink=sink)
+                             dtype=self.dtype, sink=sink, boundaries=boundaries)
 
     @property
     def limits(self) -> IdLimits:
@@ -124,11 +128,13 @@ class PackSummary:
         where = ", ".join(self.files.values())
         if self.up_to_date:
             return f"{self.name}: up to date ({self.shape[0]:,} windows x {self.shape[1]}) -> {where} (use --force to re-pack)"
+        out = max(c["tokens_out"], 1)
         lines = [
             f"{self.name}: {self.shape[0]:,} windows x {self.shape[1]} ({self.dtype}) -> {where}",
-            f"  documents {c['documents']:,} ({c['empty_documents']:,} empty), tokens in {c['tokens_in']:,}"
-            f" (+{c['eos_added'] + c['bos_added']:,} eos/bos), padded {c['padded']:,}, dropped {c['dropped']:,},"
-            f" skipped lines {c['skipped_lines']:,}",
+            f"  documents {c['documents']:,} ({c['empty_documents']:,} empty, {c['documents_split']:,} split across"
+            f" windows, {c['documents_truncated']:,} truncated), skipped lines {c['skipped_lines']:,}",
+            f"  tokens in {c['tokens_in']:,} (+{c['eos_added'] + c['bos_added']:,} eos/bos), padded {c['padded']:,}"
+            f" ({100 * c['padded'] / out:.2f}%), dropped {c['dropped']:,} ({100 * c['dropped'] / out:.2f}%)",
             f"  {self.seconds:.2f} s, {self.tokens_per_s / 1e6:.1f} M tokens/s"
             + (f" (first run: {self.compile_seconds:.1f} s compiling kernels, cached from now on)" if self.compile_seconds else ""),
         ]
@@ -207,30 +213,29 @@ def pack_sequences(
     bad = BadLines(skip=on_bad_line == "skip")
     npy_final = files.get("npy")
     tmp_npy = temp_path_for(npy_final or files["pt"].with_suffix(".npy"))  # a .pt is made from the .npy
-    progress = _progress(parts, show_progress, name)
+    docs_path = docs_path_for(meta_path)
+    progress = _progress(parts, show_progress, name, passes=2 if params.mode == "bestfit" else 1)
     tmp_npy.parent.mkdir(parents=True, exist_ok=True)
-    writer = BackgroundWriter(NpyWriter(tmp_npy, params.seq_len, params.dtype))
+    boundaries = BoundariesWriter(docs_path)
     try:
-        windower = params.windower(writer)
-        for batch in _batches(parts, params, bad, block_bytes, progress):
-            windower.feed(batch.values, batch.offsets)
-        windower.finish()
-        rows = writer.close()
+        batches = lambda bad=bad: _batches(parts, params, bad, block_bytes, progress)  # noqa: E731
+        rows, window_counts = _write_windows(batches, params, tmp_npy, boundaries)
         progress.close()
         meta_path.unlink(missing_ok=True)  # from here an array without its meta reads as an interrupted pack
+        boundaries.finish()
         if "pt" in files:
             with atomic_path(files["pt"]) as tmp_pt:
                 npy_to_pt(tmp_npy, tmp_pt)
         if npy_final:
             os.replace(tmp_npy, npy_final)
     finally:
-        writer.abort()
+        boundaries.abort()
         progress.close()
         tmp_npy.unlink(missing_ok=True)
-    counts = asdict(windower.counts) | {"tokens_out": rows * params.seq_len, "skipped_lines": bad.count}
+    counts = asdict(window_counts) | {"tokens_out": rows * params.seq_len, "skipped_lines": bad.count}
     meta = {
         "format_version": FORMAT_VERSION, "fastpack_version": __version__, "name": name,
-        "files": {"npy": None, "pt": None} | {k: p.name for k, p in files.items()},
+        "files": {"npy": None, "pt": None} | {k: p.name for k, p in files.items()}, "docs": docs_path.name,
         "shape": [rows, params.seq_len], "dtype": params.dtype,
         "seq_len": params.seq_len, "stride": params.stride, "mode": params.mode,
         "eos_id": params.eos_id, "bos_id": params.bos_id, "pad_id": params.pad_id, "vocab_size": params.vocab_size,
@@ -242,6 +247,25 @@ def pack_sequences(
     return PackSummary(name, {k: str(p) for k, p in files.items()}, str(meta_path), (rows, params.seq_len),
                        params.dtype, counts, time.perf_counter() - started, compile_seconds,
                        bad_line_examples=bad.examples)
+
+
+def _write_windows(batches, params: PackParams, npy_path: Path, boundaries) -> tuple[int, WindowCounts]:
+    """Cut every window of the inputs into `npy_path`; returns (rows, counts)."""
+    if params.mode == "bestfit":
+        sep = params.separators
+        again = lambda: batches(BadLines(skip=True))  # noqa: E731  (bad lines were counted in pass one)
+        counts = pack_bestfit(batches(), again, npy_path, seq_len=params.seq_len, pad_id=params.pad_id, separators=sep.per_doc,
+                              bos=sep.bos >= 0, eos=sep.eos >= 0, dtype=params.dtype, boundaries=boundaries)
+        return counts.windows, counts
+    writer = BackgroundWriter(NpyWriter(npy_path, params.seq_len, params.dtype))
+    try:
+        windower = params.windower(writer, boundaries)
+        for batch in batches():
+            windower.feed(batch.values, batch.offsets)
+        windower.finish()
+        return writer.close(), windower.counts
+    finally:
+        writer.abort()
 
 
 def fresh_meta(meta_path: Path, params: PackParams, sources: list[dict], files: dict[str, Path]) -> dict | None:
@@ -273,10 +297,10 @@ def _batches(parts: Sequence[SourcePart], params: PackParams, bad: BadLines, blo
                 yield batch
 
 
-def _progress(parts: Sequence[SourcePart], show: bool, name: str):
+def _progress(parts: Sequence[SourcePart], show: bool, name: str, passes: int = 1):
     from tqdm import tqdm
 
-    total = sum(p.path.stat().st_size if p.is_arrow or p.end is None else p.end - p.start for p in parts)
+    total = passes * sum(p.path.stat().st_size if p.is_arrow or p.end is None else p.end - p.start for p in parts)
     return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=f"packing {name}",
                 disable=not show, file=sys.stderr, leave=False)
 
@@ -288,10 +312,11 @@ def warm_up(params: PackParams) -> float:
     started = time.perf_counter()
     dispatchers = [jsonscan.scan_block, jsonscan.split_points, jsonscan.last_newline, kernels.stream_positions,
                    kernels.build_stream, kernels.cut_windows, kernels.document_window_counts,
-                   kernels.fill_document_windows]
+                   kernels.fill_document_windows, kernels.concat_segments, kernels.cut_pieces,
+                   kernels.best_fit_decreasing, kernels.scatter_pieces, kernels.fill_tails]
     misses = sum(sum(d.stats.cache_misses.values()) for d in dispatchers)
-    pack_arrays([[1, 2, 3]], seq_len=2, stride=1, mode=params.mode, eos_id=0, pad_id=0, pad_last=True,
-                dtype=params.dtype)
+    pack_arrays([[1, 2, 3]], seq_len=2, stride=2 if params.mode == "bestfit" else 1, mode=params.mode, eos_id=0,
+                pad_id=1, pad_last=True, dtype=params.dtype)
     buf = np.frombuffer(b'{"ids": [1]}\n', np.uint8).copy()
     bounds = jsonscan.split_points(buf, buf.size, 1)
     jsonscan.last_newline(buf, buf.size)
@@ -324,6 +349,14 @@ def pack_arrays(
                         eos_id=eos_id if add_eos else None, bos_id=bos_id, pad_id=pad_id, pad_last=pad_last,
                         vocab_size=vocab_size, dtype=resolve_dtype(dtype, vocab_size))
     stream, offsets = add_separators(*_as_flat(docs, params.limits), params.separators)
+    if params.mode == "bestfit":
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "packed.npy"
+            batch = [TokenBatch(stream, offsets)]
+            _write_windows(lambda bad=None: iter(batch), params, path, None)
+            return np.load(path)
     sink = ArraySink(params.seq_len, params.dtype)
     windower = params.windower(sink)
     windower.feed(stream, offsets)

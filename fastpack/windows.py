@@ -6,6 +6,9 @@ k*stride + seq_len], spanning pieces, blocks and files; with stride == seq_len t
 the stream, so pieces go to the file as they come. The last partial window is dropped, or padded
 when `pad_last` (starting at the first window start that did not fit, if inside the stream).
 `document`: every document is windowed alone, its last partial window padded.
+
+Each windower also reports, per window, the document segments it holds (the boundaries
+sidecar, see `boundaries.py`) and counts the documents split across windows or truncated.
 """
 from __future__ import annotations
 
@@ -35,16 +38,51 @@ class WindowCounts:
     windows: int = 0
     padded: int = 0
     dropped: int = 0
+    documents_split: int = 0  # no single window holds the whole document
+    documents_truncated: int = 0  # some of its tokens are in no window
+
+
+class _DocTracker:
+    """The non-empty documents that unfinished windows may still hold, as absolute stream spans."""
+
+    def __init__(self) -> None:
+        self.starts = self.ends = self.ids = np.empty(0, np.int64)
+        self.whole = np.empty(0, np.bool_)
+        self.split = self.truncated = 0
+
+    def add(self, offsets: np.ndarray, base: int, first_id: int) -> None:
+        nonempty = np.flatnonzero(offsets[1:] != offsets[:-1])
+        self.starts = np.concatenate([self.starts, base + offsets[nonempty]])
+        self.ends = np.concatenate([self.ends, base + offsets[nonempty + 1]])
+        self.ids = np.concatenate([self.ids, first_id + nonempty])
+        self.whole = np.concatenate([self.whole, np.zeros(nonempty.size, np.bool_)])
+
+    def segments(self, first_start: int, n: int, stride: int, seq_len: int, stream_end: int):
+        return kernels.concat_segments(self.starts, self.ends, self.ids, first_start, n, stride, seq_len,
+                                       stream_end, self.whole)
+
+    def retire(self, next_start: int) -> None:
+        """Documents ending before the next window starts are in no later window."""
+        done = self.ends <= next_start
+        self.split += int(np.count_nonzero(done & ~self.whole))
+        keep = ~done
+        self.starts, self.ends, self.ids, self.whole = self.starts[keep], self.ends[keep], self.ids[keep], self.whole[keep]
+
+    def finish(self, covered_end: int) -> None:
+        covered = self.ends <= covered_end
+        self.split += int(np.count_nonzero(covered & ~self.whole))
+        self.truncated += int(np.count_nonzero(~covered))
 
 
 class _Windower:
     def __init__(self, *, seq_len: int, stride: int, bos: bool, eos: bool, pad_id: int | None, dtype,
-                 sink: Sink) -> None:
+                 sink: Sink, boundaries=None) -> None:
         self.seq_len, self.stride = seq_len, stride
         self.bos, self.eos = bos, eos
         self.pad = pad_id
         self.dtype = np.dtype(dtype)
         self.sink = sink
+        self.boundaries = boundaries  # a BoundariesWriter, or None
         self.counts = WindowCounts()
         self._buffers: dict[str, np.ndarray] = {}
 
@@ -57,6 +95,10 @@ class _Windower:
                 grown[:keep] = buf[:keep]
             buf = self._buffers[name] = grown
         return buf[:size]
+
+    def _add_segments(self, counts: np.ndarray, lengths: np.ndarray, docs: np.ndarray) -> None:
+        if self.boundaries is not None:
+            self.boundaries.add(counts, lengths, docs)
 
     def _count(self, tokens: np.ndarray, offsets: np.ndarray) -> None:
         c = self.counts
@@ -88,52 +130,55 @@ class ConcatWindower(_Windower):
         self.pad_last = pad_last
         self.stream_tokens = 0  # length of the stream so far
         self.carry = 0  # stride < seq_len: tokens kept for the next piece, at the head of the stream buffer
+        self.docs = _DocTracker()
 
     def feed(self, tokens: np.ndarray, offsets: np.ndarray) -> None:
+        self.docs.add(offsets, self.stream_tokens, self.counts.documents)
         self._count(tokens, offsets)
         self.stream_tokens += tokens.size
-        if self.stride == self.seq_len:
-            self._write_tokens(tokens)  # disjoint windows are the stream itself; the tail is settled in finish()
-            return
         L, s = self.seq_len, self.stride
-        total = self.carry + tokens.size
-        stream = self._buffer("stream", total, np.int32, keep=self.carry)
-        stream[self.carry:] = tokens
-        n = 0 if total < L else (total - L) // s + 1
-        rows = self._rows_per_chunk()
-        for first in range(0, n, rows):
-            out = self._rows(min(rows, n - first))
-            kernels.cut_windows(stream, first, out.shape[0], s, out)
-            self.sink.write(out)
+        done = self.counts.windows
+        if s == L:
+            self._write_tokens(tokens)  # disjoint windows are the stream itself; the tail is settled in finish()
+            n = self.stream_tokens // L - done
+        else:
+            total = self.carry + tokens.size
+            stream = self._buffer("stream", total, np.int32, keep=self.carry)
+            stream[self.carry:] = tokens
+            n = 0 if total < L else (total - L) // s + 1
+            rows = self._rows_per_chunk()
+            for first in range(0, n, rows):
+                out = self._rows(min(rows, n - first))
+                kernels.cut_windows(stream, first, out.shape[0], s, out)
+                self.sink.write(out)
+            self.carry = total - n * s
+            stream[: self.carry] = stream[n * s:total]
+        self._add_segments(*self.docs.segments(done * s, n, s, L, self.stream_tokens))
         self.counts.windows += n
-        self.carry = total - n * s
-        stream[: self.carry] = stream[n * s:total]
+        self.docs.retire(self.counts.windows * s)
 
     def finish(self) -> None:
         c, L, s = self.counts, self.seq_len, self.stride
-        if s == L:
-            c.windows = self.stream_tokens // L
-            tail = self.stream_tokens - c.windows * L
-            tail_tokens = None
-        else:
-            tail = self.carry
-            tail_tokens = self._buffers["stream"][:tail] if tail else None
-        if self.pad_last and tail:
-            if tail_tokens is not None:
-                self._write_tokens(tail_tokens)
+        tail = self.stream_tokens - c.windows * s  # from the first window start that did not fit
+        if self.pad_last and tail > 0:
+            if s != L:
+                self._write_tokens(self._buffers["stream"][:tail])
             self._write_tokens(np.full(L - tail, self.pad, self.dtype))
+            self._add_segments(*self.docs.segments(c.windows * s, 1, s, L, self.stream_tokens))
             c.windows += 1
             c.padded += L - tail
+            covered = self.stream_tokens
         else:
             if s == L:
                 self.sink.truncate(c.windows * L)
             covered = 0 if c.windows == 0 else (c.windows - 1) * s + L
             c.dropped += self.stream_tokens - covered
+        self.docs.finish(covered)
+        c.documents_split, c.documents_truncated = self.docs.split, self.docs.truncated
 
 
 class DocumentWindower(_Windower):
     def feed(self, tokens: np.ndarray, offsets: np.ndarray) -> None:
-        self._count(tokens, offsets)
         lengths = np.diff(offsets)
         counts, padding = kernels.document_window_counts(lengths, self.seq_len, self.stride)
         window_offsets = np.zeros(counts.size + 1, np.int64)
@@ -145,6 +190,12 @@ class DocumentWindower(_Windower):
             kernels.fill_document_windows(tokens, offsets[:-1], lengths, window_offsets, first, self.stride,
                                           self.pad, out)
             self.sink.write(out)
+        doc_of_window = np.repeat(np.arange(counts.size), counts)  # one segment per window
+        k = np.arange(n) - window_offsets[doc_of_window]
+        self._add_segments(np.ones(n, np.int64), np.minimum(self.seq_len, lengths[doc_of_window] - k * self.stride),
+                           self.counts.documents + doc_of_window)
+        self.counts.documents_split += int(np.count_nonzero(lengths > self.seq_len))
+        self._count(tokens, offsets)
         self.counts.windows += n
         self.counts.padded += int(padding.sum())
 

@@ -19,21 +19,31 @@ _HEADER_BYTES = 128  # magic + length + dict, padded: a multiple of 64 as numpy 
 _COPY_CHUNK = 16 << 20
 
 
-def _npy_header(shape: tuple[int, int], dtype) -> bytes:
-    text = "{'descr': '%s', 'fortran_order': False, 'shape': (%d, %d), }" % (np.dtype(dtype).str, *shape)
+def write_npy_header(f, shape: tuple[int, ...], dtype) -> int:
+    """Write the fixed-size header at the file's start; returns its length (where the data begins)."""
+    f.seek(0)
+    f.write(_npy_header(shape, dtype))
+    return _HEADER_BYTES
+
+
+def _npy_header(shape: tuple[int, ...], dtype) -> bytes:
+    text = "{'descr': '%s', 'fortran_order': False, 'shape': %r, }" % (np.dtype(dtype).str, tuple(shape))
     body = text.ljust(_HEADER_BYTES - len(_MAGIC) - 2 - 1) + "\n"
     return _MAGIC + struct.pack("<H", len(body)) + body.encode("latin1")
 
 
 class NpyWriter:
-    """Append tokens to an .npy of rows of `seq_len`; `close()` fixes the header and returns the row count."""
+    """Append tokens to an .npy of rows of `seq_len` (1-D when None); `close()` fixes the header, returns the rows."""
 
-    def __init__(self, path: str | os.PathLike, seq_len: int, dtype) -> None:
+    def __init__(self, path: str | os.PathLike, seq_len: int | None, dtype) -> None:
         self.path = Path(path)
         self.seq_len, self.dtype = seq_len, np.dtype(dtype)
         self.tokens = 0
         self._file = open(self.path, "wb")
-        self._file.write(_npy_header((0, seq_len), self.dtype))
+        self._file.write(_npy_header(self._shape(0), self.dtype))
+
+    def _shape(self, rows: int) -> tuple[int, ...]:
+        return (rows,) if self.seq_len is None else (rows, self.seq_len)
 
     def write(self, tokens: np.ndarray) -> None:
         assert tokens.dtype == self.dtype and tokens.flags.c_contiguous
@@ -49,11 +59,11 @@ class NpyWriter:
         self.tokens = n_tokens
 
     def close(self) -> int:
-        rows, rest = divmod(self.tokens, self.seq_len)
+        rows, rest = divmod(self.tokens, self.seq_len or 1)
         assert rest == 0, "the windower leaves whole rows"
         if not self._file.closed:
             self._file.seek(0)
-            self._file.write(_npy_header((rows, self.seq_len), self.dtype))
+            self._file.write(_npy_header(self._shape(rows), self.dtype))
             self._file.close()
         return rows
 

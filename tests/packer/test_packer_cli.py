@@ -68,11 +68,12 @@ def test_bad_line_never_replaces_a_good_output(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text(GOOD * 5)
     assert run("--input", src, "--output", tmp_path / "o.npy", "--seq-len", 2, "--eos-id", 0).returncode == 0
-    before = (tmp_path / "o.npy").read_bytes(), (tmp_path / "o.meta.json").read_bytes()
+    outputs = ["o.docs.npz", "o.meta.json", "o.npy"]
+    before = [(tmp_path / name).read_bytes() for name in outputs]
     src.write_text(GOOD * 5 + '{"input_ids": [-1]}\n')
     assert_user_error(run("--input", src, "--output", tmp_path / "o.npy", "--seq-len", 2, "--eos-id", 0), ":6:")
-    assert ((tmp_path / "o.npy").read_bytes(), (tmp_path / "o.meta.json").read_bytes()) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "o.meta.json", "o.npy"]
+    assert [(tmp_path / name).read_bytes() for name in outputs] == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", *outputs]
 
 
 def test_skip_bad_lines_counts_them(tmp_path):
@@ -118,7 +119,7 @@ def test_pt_output_loads_with_mmap(tmp_path):
     src.write_text("".join(json.dumps({"input_ids": list(range(i, i + 9))}) + "\n" for i in range(40)))
     proc = run("--input", src, "--output", tmp_path / "o.pt", "--seq-len", 8, "--stride", 5, "--eos-id", 0)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "o.meta.json", "o.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "o.docs.npz", "o.meta.json", "o.pt"]
     t = torch.load(tmp_path / "o.pt", mmap=True, weights_only=True)
     assert t.dtype == torch.int32 and t.is_contiguous()
     np.testing.assert_array_equal(t.numpy(), reference_windows(reference_docs([src]), 8, 5, eos=0))
