@@ -1,0 +1,6 @@
+import sys
+
+from fastpack.corpus.cli import main
+from fastpack.errors import run_main
+
+sys.exit(run_main(main))
