@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(PY) -m fastpack demo
+	$(PY) -m trainer.demo
 
 test: install
 	$(PY) -m pytest -q

@@ -1,0 +1,33 @@
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # kaggle_helpers.py
+
+from kaggle_helpers import run  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def bundle_zip(tmp_path_factory):
+    """A bundle of a small generated corpus, zipped as it is uploaded."""
+    base = tmp_path_factory.mktemp("made")
+    for args in (("sample", "--out", base / "raw", "--size-mb", "0.3"),
+                 ("all", "--raw", base / "raw", "--root", base / "data", "--vocab-size", "1000")):
+        proc = run("fastpack.corpus", *args)
+        assert proc.returncode == 0, proc.stderr
+    proc = run("bundle", "--root", base / "data", "--out", base / "kaggle_bundle", "--zip")
+    assert proc.returncode == 0, proc.stderr
+    return base / "kaggle_bundle.zip"
+
+
+@pytest.fixture
+def kaggle(tmp_path, bundle_zip):
+    """A fresh /kaggle stand-in: input/datasets/<owner>/<slug>/ holds the unzipped bundle."""
+    input_root = tmp_path / "input"
+    dataset = input_root / "datasets" / "someone" / "vi-novels"
+    dataset.mkdir(parents=True)
+    with zipfile.ZipFile(bundle_zip) as zf:
+        zf.extractall(dataset)
+    return input_root, dataset, tmp_path / "working"
