@@ -1,8 +1,8 @@
 """Numba kernels over flat buffers: documents as `values` + int64 `offsets`, windows as 2-D arrays.
 
-Pure functions of arrays (numpy and numba only): no paths, no logging. Where they run in
-parallel they count first, then fill disjoint slices, so the result does not depend on the
-number of threads.
+Pure functions of arrays (numpy and numba only): no paths, no logging. Copies are serial slice
+copies (memory-bound: one core's memcpy beats two threads' loops); where work is parallel it
+counts first, then fills disjoint slices, so the result does not depend on the number of threads.
 """
 from __future__ import annotations
 
@@ -46,14 +46,16 @@ def build_stream(values, offsets, positions, bos, eos, out):
             out[p + n] = eos
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def cut_windows(stream, first, n_windows, stride, out):
-    """out[w] = stream[(first + w) * stride : ... + seq_len] for w < n_windows (overlapping when stride < seq_len)."""
+    """out[w] = stream[(first + w) * stride : ... + seq_len] for w < n_windows (overlapping when stride < seq_len).
+
+    Serial slice copies: the copy is memory-bound, and one core's memcpy beats two threads' loops.
+    """
     seq_len = out.shape[1]
-    for w in prange(n_windows):
+    for w in range(n_windows):
         a = (first + w) * stride
-        for t in range(seq_len):
-            out[w, t] = stream[a + t]
+        out[w, :] = stream[a:a + seq_len]
 
 
 @njit(cache=True)
@@ -75,20 +77,19 @@ def document_window_counts(lengths, seq_len, stride):
     return counts, padding
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def fill_document_windows(stream, starts, lengths, window_offsets, first, stride, pad, out):
     """out[t] = window `first + t` of all documents' windows (window_offsets: per-document cumulative counts)."""
     seq_len = out.shape[1]
-    for t in prange(out.shape[0]):
+    i = np.searchsorted(window_offsets, first, side="right") - 1
+    for t in range(out.shape[0]):
         w = first + t
-        i = np.searchsorted(window_offsets, w, side="right") - 1
+        while window_offsets[i + 1] <= w:
+            i += 1
         s = (w - window_offsets[i]) * stride
-        a = starts[i] + s
         m = min(seq_len, lengths[i] - s)
-        for k in range(m):
-            out[t, k] = stream[a + k]
-        for k in range(m, seq_len):
-            out[t, k] = pad
+        out[t, :m] = stream[starts[i] + s:starts[i] + s + m]
+        out[t, m:] = pad
 
 
 @njit(cache=True)
@@ -244,22 +245,19 @@ def bin_segments(order, bins, piece_lengths, piece_docs, n_bins):
     return counts, lengths, docs
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def scatter_pieces(tokens, doc_offsets, first_piece, piece_lengths, piece_dst, out):
     """Copy each document's pieces to their places in the flat output (first_piece: this batch's slice)."""
-    for i in prange(doc_offsets.size - 1):
+    for i in range(doc_offsets.size - 1):
         src = doc_offsets[i]
         for p in range(first_piece[i], first_piece[i + 1]):
             n = piece_lengths[p]
-            d = piece_dst[p]
-            for t in range(n):
-                out[d + t] = tokens[src + t]
+            out[piece_dst[p]:piece_dst[p] + n] = tokens[src:src + n]
             src += n
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def fill_tails(out, used, pad):
     """Pad every window after its used tokens."""
-    for b in prange(used.size):
-        for t in range(used[b], out.shape[1]):
-            out[b, t] = pad
+    for b in range(used.size):
+        out[b, used[b]:] = pad
