@@ -19,10 +19,14 @@ import numpy as np
 
 from fastpack import kernels
 
-CHUNK_TOKENS = 1 << 22  # overlapping or per-document rows are cut into buffers of about this many tokens
-
 
 class Sink(Protocol):
+    rows_per_chunk: int
+
+    def reserve(self, n_rows: int) -> np.ndarray: ...  # [n_rows, seq_len] to fill (n_rows <= rows_per_chunk)
+
+    def commit(self, n_rows: int) -> None: ...  # ... and hand them over
+
     def write(self, tokens: np.ndarray) -> None: ...  # C-contiguous, any shape: appended as a flat run
 
     def truncate(self, n_tokens: int) -> None: ...  # drop everything after the first n_tokens
@@ -110,11 +114,6 @@ class _Windower:
         c.eos_added += nonempty * self.eos
         c.bos_added += nonempty * self.bos
 
-    def _rows(self, n: int) -> np.ndarray:
-        return self._buffer("rows", n * self.seq_len, self.dtype).reshape(n, self.seq_len)
-
-    def _rows_per_chunk(self) -> int:
-        return max(1, CHUNK_TOKENS // self.seq_len)
 
     def _write_tokens(self, tokens: np.ndarray) -> None:
         if tokens.dtype != self.dtype:  # uint16 output: ids were checked to fit
@@ -146,11 +145,11 @@ class ConcatWindower(_Windower):
             stream = self._buffer("stream", total, np.int32, keep=self.carry)
             stream[self.carry:] = tokens
             n = 0 if total < L else (total - L) // s + 1
-            rows = self._rows_per_chunk()
+            rows = self.sink.rows_per_chunk
             for first in range(0, n, rows):
-                out = self._rows(min(rows, n - first))
-                kernels.cut_windows(stream, first, out.shape[0], s, out)
-                self.sink.write(out)
+                k = min(rows, n - first)
+                kernels.cut_windows(stream, first, k, s, self.sink.reserve(k))
+                self.sink.commit(k)
             self.carry = total - n * s
             stream[: self.carry] = stream[n * s:total]
         self._add_segments(*self.docs.segments(done * s, n, s, L, self.stream_tokens))
@@ -184,12 +183,12 @@ class DocumentWindower(_Windower):
         window_offsets = np.zeros(counts.size + 1, np.int64)
         np.cumsum(counts, out=window_offsets[1:])
         n = int(window_offsets[-1])
-        rows = self._rows_per_chunk()
+        rows = self.sink.rows_per_chunk
         for first in range(0, n, rows):
-            out = self._rows(min(rows, n - first))
+            k = min(rows, n - first)
             kernels.fill_document_windows(tokens, offsets[:-1], lengths, window_offsets, first, self.stride,
-                                          self.pad, out)
-            self.sink.write(out)
+                                          self.pad, self.sink.reserve(k))
+            self.sink.commit(k)
         doc_of_window = np.repeat(np.arange(counts.size), counts)  # one segment per window
         k = np.arange(n) - window_offsets[doc_of_window]
         self._add_segments(np.ones(n, np.int64), np.minimum(self.seq_len, lengths[doc_of_window] - k * self.stride),

@@ -32,12 +32,33 @@ def _npy_header(shape: tuple[int, ...], dtype) -> bytes:
     return _MAGIC + struct.pack("<H", len(body)) + body.encode("latin1")
 
 
-class NpyWriter:
+class _RowSink:
+    """Rows are cut into `reserve(n)` and handed over by `commit(n)`; flat runs of tokens go to `write`."""
+
+    def __init__(self, seq_len: int | None, dtype, chunk_bytes: int = 4 << 20) -> None:
+        self.seq_len, self.dtype = seq_len, np.dtype(dtype)
+        self.row_bytes = (seq_len or 1) * self.dtype.itemsize
+        self.rows_per_chunk = max(1, chunk_bytes // self.row_bytes)
+        self._rows: np.ndarray | None = None
+
+    def reserve(self, n_rows: int) -> np.ndarray:
+        if self._rows is None:
+            self._rows = np.empty((self.rows_per_chunk, self.seq_len or 1), self.dtype)
+        return self._rows[:n_rows]
+
+    def commit(self, n_rows: int) -> None:
+        self.write(self._rows[:n_rows])
+
+    def write(self, tokens: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class NpyWriter(_RowSink):
     """Append tokens to an .npy of rows of `seq_len` (1-D when None); `close()` fixes the header, returns the rows."""
 
     def __init__(self, path: str | os.PathLike, seq_len: int | None, dtype) -> None:
+        super().__init__(seq_len, dtype)
         self.path = Path(path)
-        self.seq_len, self.dtype = seq_len, np.dtype(dtype)
         self.tokens = 0
         self._file = open(self.path, "wb")
         self._file.write(_npy_header(self._shape(0), self.dtype))
@@ -71,72 +92,54 @@ class NpyWriter:
         self._file.close()
 
 
-class BackgroundWriter:
-    """Hands writes to a thread, so the parser goes on while the kernel copies into the page cache.
+class BackgroundWriter(_RowSink):
+    """Rows cut into its chunk buffers are written by a thread while the parser goes on.
 
-    On these VMs writing into fresh page cache costs about as much as parsing, and it runs on
-    one core: overlapped, the two take the time of the longer. Tokens are copied into a few
-    reused chunk buffers (bounded memory), which the thread writes in order.
+    On these VMs writing into fresh page cache costs about as much as parsing and runs on one
+    core, so overlapping them pays when windows overlap and the output outgrows the input.
+    Flat runs (`write`, the stream itself when stride == seq_len) are written at once, in order,
+    from the caller's buffer: copying them to hand them over costs more than it saves.
     """
 
-    def __init__(self, sink: NpyWriter, chunk_bytes: int = 8 << 20, depth: int = 3) -> None:
+    def __init__(self, sink: NpyWriter, chunk_bytes: int = 4 << 20, depth: int = 3) -> None:
         import queue
         import threading
 
+        super().__init__(sink.seq_len, sink.dtype, chunk_bytes)
         self.sink = sink
-        self.itemsize = sink.dtype.itemsize
-        self._chunk = max(chunk_bytes // self.itemsize, 1) * self.itemsize
+        self._chunk_bytes = self.rows_per_chunk * self.row_bytes
         self._free: queue.Queue = queue.Queue()
         for _ in range(depth):
-            self._free.put(np.empty(self._chunk, np.uint8))
+            self._free.put(np.empty(self._chunk_bytes, np.uint8))
         self._full: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
-        self._current = self._free.get()
-        self._filled = 0
+        self._current, self._filled = self._free.get(), 0
         self._thread = threading.Thread(target=self._run, name="fastpack-writer", daemon=True)
         self._thread.start()
 
-    @property
-    def dtype(self):
-        return self.sink.dtype
+    def reserve(self, n_rows: int) -> np.ndarray:
+        if self._filled + n_rows * self.row_bytes > self._chunk_bytes:
+            self._hand_over()
+        view = self._current[self._filled:self._filled + n_rows * self.row_bytes]
+        return view.view(self.dtype).reshape(n_rows, self.seq_len)
+
+    def commit(self, n_rows: int) -> None:
+        self._filled += n_rows * self.row_bytes
+        if self._filled == self._chunk_bytes:
+            self._hand_over()
 
     def write(self, tokens: np.ndarray) -> None:
-        data = memoryview(tokens).cast("B")
-        while len(data):
-            k = min(len(data), self._chunk - self._filled)
-            self._current[self._filled:self._filled + k] = data[:k]
-            self._filled += k
-            data = data[k:]
-            if self._filled == self._chunk:
-                self._hand_over()
-
-    def _hand_over(self) -> None:
-        if self._error:
-            raise self._error
-        self._full.put((self._current, self._filled))
-        self._current, self._filled = self._free.get(), 0
-
-    def _drain(self) -> None:
-        if self._filled:
-            self._hand_over()
-        self._full.put(None)
-        self._thread.join()
-        if self._error:
-            raise self._error
+        self._wait()
+        self.sink.write(tokens)
 
     def truncate(self, n_tokens: int) -> None:
-        self._drain()
+        self._wait()
         self.sink.truncate(n_tokens)
-        self._restart()
-
-    def _restart(self) -> None:
-        import threading
-
-        self._thread = threading.Thread(target=self._run, name="fastpack-writer", daemon=True)
-        self._thread.start()
 
     def close(self) -> int:
-        self._drain()
+        self._wait()
+        self._full.put(None)
+        self._thread.join()
         return self.sink.close()
 
     def abort(self) -> None:
@@ -145,10 +148,27 @@ class BackgroundWriter:
             self._thread.join()
         self.sink.abort()
 
+    def _hand_over(self) -> None:
+        if self._filled:
+            self._check()
+            self._full.put((self._current, self._filled))
+            self._current, self._filled = self._free.get(), 0
+
+    def _wait(self) -> None:
+        """Everything handed over so far is written."""
+        self._hand_over()
+        self._full.join()
+        self._check()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
     def _run(self) -> None:
         while True:
             item = self._full.get()
             if item is None:
+                self._full.task_done()
                 return
             buf, n = item
             try:
@@ -157,21 +177,21 @@ class BackgroundWriter:
             except BaseException as exc:  # re-raised in the producer's thread
                 self._error = exc
             self._free.put(buf)
+            self._full.task_done()
 
 
-class ArraySink:
+class ArraySink(_RowSink):
     """Collects rows in memory (for `pack_arrays`)."""
 
     def __init__(self, seq_len: int, dtype) -> None:
-        self.seq_len, self.dtype = seq_len, np.dtype(dtype)
+        super().__init__(seq_len, dtype)
         self.pieces: list[np.ndarray] = []
 
     def write(self, tokens: np.ndarray) -> None:
         self.pieces.append(tokens.reshape(-1).copy())
 
     def truncate(self, n_tokens: int) -> None:
-        flat = self.array_flat()[:n_tokens]
-        self.pieces = [flat]
+        self.pieces = [self.array_flat()[:n_tokens]]
 
     def array_flat(self) -> np.ndarray:
         return np.concatenate(self.pieces) if self.pieces else np.empty(0, self.dtype)
