@@ -242,6 +242,7 @@ def _run(argv: Optional[Sequence[str]]) -> int:
             resume = find_resume(args.resume, output_dir, args.input_root, bundle_root)
             summary = run_training(config, root=bundle_root, packed_dir=pack_dir, output_dir=output_dir, resume=resume,
                                    max_steps=args.max_steps, time_budget=args.time_budget, deadline=deadline,
+                                   budget_total=None if deadline is None else deadline - time.time(),
                                    show_progress=args.show_progress, nproc=args.nproc)
     print(final_summary(summary, bundle_root, pack_dir, output_dir, timings, time.time() - started))
     return 0

@@ -1,0 +1,239 @@
+"""Checkpoints: everything needed to resume exactly, loadable with `torch.load(weights_only=True)`.
+
+Layout of `<output_dir>/checkpoints/`:
+
+    step-00000500.pt   + step-00000500.json   # periodic; the newest `keep` are kept
+    last.pt            + last.json            # the newest checkpoint (a hard link, so no extra space)
+    best.pt            + best.json            # the one with the lowest val loss so far
+
+A `.pt` is written to a temp file and renamed; its `.json` marker (step, size, format) is written
+after it, so a checkpoint counts only with its marker and a matching size. Pruning removes the
+marker first. The total size of the folder (hard links counted once) is kept under a cap by
+dropping the oldest periodic checkpoints; `last` and `best` are never dropped.
+
+A checkpoint is a dict of tensors and plain types: format, version, step, tokens_seen,
+data_position (samples of the training stream consumed), model, optimizer, scaler, scheduler,
+rng (per rank), best_val_loss, train_seconds, model_args, config (resolved), world_size.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+import torch
+
+from fastpack.atomic import atomic_path, write_json_atomic
+from fastpack.errors import UserError
+
+FORMAT = "fastpack-trainer-checkpoint"
+VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+_STEP_RE = re.compile(r"^step-(\d+)$")
+_SEARCH_DEPTH = 6  # /kaggle/input/notebooks/<owner>/<slug>/model_output/checkpoints is 5 deep
+
+
+def step_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def _marker_path(pt: Path) -> Path:
+    return pt.with_suffix(".json")
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Point `dst` at `src`'s bytes atomically: a hard link where the filesystem allows, else a copy."""
+    with atomic_path(dst) as tmp:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
+def save_checkpoint(
+    state: dict[str, Any],
+    ckpt_dir: str | Path,
+    *,
+    is_best: bool,
+    keep: int,
+    max_bytes: float,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Write `state` as step-N.pt (+ marker), point last (and best) at it, prune. Returns the step file."""
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    step = int(state["step"])
+    path = ckpt_dir / f"{step_name(step)}.pt"
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    marker = {
+        "format": FORMAT, "version": VERSION, "step": step, "size": path.stat().st_size,
+        "val_loss": state.get("val_loss"), "best_val_loss": state.get("best_val_loss"),
+        "tokens_seen": state.get("tokens_seen"), "saved_at": time.time(), "model_args": state.get("model_args"),
+    }
+    write_json_atomic(_marker_path(path), {**marker, "file": path.name})
+    names = ["last"] + (["best"] if is_best else [])
+    for name in names:
+        alias = ckpt_dir / f"{name}.pt"
+        _marker_path(alias).unlink(missing_ok=True)  # invalid until both halves are new
+        _link_or_copy(path, alias)
+        write_json_atomic(_marker_path(alias), {**marker, "file": alias.name})
+    prune_checkpoints(ckpt_dir, keep=keep, max_bytes=max_bytes, log=log)
+    return path
+
+
+def _periodic(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    out = []
+    for pt in ckpt_dir.glob("step-*.pt"):
+        match = _STEP_RE.match(pt.stem)
+        if match:
+            out.append((int(match.group(1)), pt))
+    return sorted(out)
+
+
+def folder_bytes(ckpt_dir: Path) -> int:
+    """Bytes of the checkpoint files, each inode counted once (last/best are hard links)."""
+    seen: dict[tuple[int, int], int] = {}
+    for pt in ckpt_dir.glob("*.pt"):
+        st = pt.stat()
+        seen[(st.st_dev, st.st_ino)] = st.st_size
+    return sum(seen.values())
+
+
+def _remove(pt: Path) -> None:
+    _marker_path(pt).unlink(missing_ok=True)  # the marker first: a half-removed checkpoint is invalid
+    pt.unlink(missing_ok=True)
+
+
+def prune_checkpoints(ckpt_dir: Path, *, keep: int, max_bytes: float, log: Callable[[str], None] = print) -> None:
+    periodic = _periodic(ckpt_dir)
+    for _, pt in periodic[:-keep] if keep > 0 else periodic:
+        _remove(pt)
+    periodic = _periodic(ckpt_dir)
+    while folder_bytes(ckpt_dir) > max_bytes and len(periodic) > 1:
+        _remove(periodic.pop(0)[1])
+    total = folder_bytes(ckpt_dir)
+    if total > max_bytes:
+        log(f"warning: checkpoints in {ckpt_dir} take {total / 1e9:.2f} GB, over training.max_checkpoint_gb "
+            f"({max_bytes / 1e9:.2f} GB), with only last and best left")
+
+
+def remove_after(ckpt_dir: Path, step: int, log: Callable[[str], None] = print) -> None:
+    """Drop checkpoints newer than `step` (an abandoned continuation, when resuming from an older one).
+
+    `best` stays: it is still the best model seen, whatever came after it.
+    """
+    newer = [pt for s, pt in _periodic(ckpt_dir) if s > step]
+    marker = read_marker(ckpt_dir / "last.pt")
+    if marker is not None and marker["step"] > step:
+        newer.append(ckpt_dir / "last.pt")
+    for pt in newer:
+        log(f"removing {pt.name}: newer than the checkpoint resumed from (step {step})")
+        _remove(pt)
+
+
+def mark_best(step_file: Path, val_loss: float) -> None:
+    """Point best at an already written checkpoint (a val loss measured after it was saved)."""
+    marker = read_marker(step_file)
+    if marker is None:
+        return
+    alias = step_file.with_name("best.pt")
+    _marker_path(alias).unlink(missing_ok=True)
+    _link_or_copy(step_file, alias)
+    write_json_atomic(_marker_path(alias), {**marker, "file": alias.name, "val_loss": val_loss, "best_val_loss": val_loss})
+
+
+def read_marker(pt: Path) -> Optional[dict]:
+    try:
+        marker = json.loads(_marker_path(pt).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(marker, dict) or marker.get("format") != FORMAT or not isinstance(marker.get("step"), int):
+        return None
+    return marker
+
+
+def is_valid_checkpoint(pt: str | Path) -> bool:
+    """Marker present, size matching, and the file opens (memory-mapped: no tensor is read) with the same step."""
+    pt = Path(pt)
+    marker = read_marker(pt)
+    if marker is None or not pt.is_file() or pt.stat().st_size != marker.get("size"):
+        return False
+    try:
+        state = torch.load(pt, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return False
+    return isinstance(state, dict) and state.get("format") == FORMAT and state.get("step") == marker["step"]
+
+
+def _candidates(directory: Path, depth: int) -> Iterable[Path]:
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_file() and entry.name.endswith(".pt"):
+            stem = entry.name[:-3]
+            if stem == "last" or _STEP_RE.match(stem):
+                yield Path(entry.path)
+        elif entry.is_dir(follow_symlinks=False) and depth > 0:
+            yield from _candidates(Path(entry.path), depth - 1)
+
+
+def find_latest_checkpoint(dirs: Iterable[str | Path]) -> Optional[Path]:
+    """The valid checkpoint with the highest step under these folders (searched a few levels deep).
+
+    On equal steps the earlier folder wins (pass the work dir first). Invalid or half-written
+    files are skipped.
+    """
+    ranked = []
+    for order, directory in enumerate(dirs):
+        directory = Path(directory)
+        if not directory.is_dir():
+            continue
+        for pt in _candidates(directory, _SEARCH_DEPTH):
+            marker = read_marker(pt)
+            if marker is not None:
+                ranked.append((-marker["step"], order, pt.stem == "last", str(pt), pt))  # prefer the step-N name
+    for *_, pt in sorted(ranked):
+        if is_valid_checkpoint(pt):
+            return pt
+    return None
+
+
+def load_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
+    """The checkpoint dict; a UserError for anything that is not one of ours.
+
+    `mmap=True` maps the file instead of reading it: only the tensors used are paged in (the
+    model alone, for sampling).
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = find_latest_checkpoint([path])
+        if found is None:
+            raise UserError(f"{path}: no valid checkpoint in this folder")
+        path = found
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except FileNotFoundError:
+        raise UserError(f"{path}: checkpoint not found") from None
+    except Exception as exc:  # a truncated zip, a pickle with objects weights_only refuses, ...
+        raise UserError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"{path}: not a fastpack trainer checkpoint")
+    if state.get("version") != VERSION:
+        raise UserError(f"{path}: checkpoint version {state.get('version')}, this trainer reads version {VERSION}")
+    state["path"] = str(path)
+    return state
+
+
+def check_shape(state: dict[str, Any], expected: dict[str, int], path: str | Path) -> None:
+    """A checkpoint from another model shape fails with the differing fields named."""
+    saved = state.get("model_args") or {}
+    diffs = [f"{k} {saved.get(k)} (checkpoint) vs {v} (config)" for k, v in expected.items() if saved.get(k) != v]
+    if diffs:
+        raise UserError(f"{path}: checkpoint of a different model shape: {'; '.join(diffs)}")
