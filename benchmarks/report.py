@@ -86,7 +86,7 @@ class Report:
         out += self._end_to_end() + self._memory() + self._startup() + self._stages()
         if self.targets:
             out.append("")
-            out.append("targets (issue 3):")
+            out.append("targets:")
             for t in self.targets:
                 out.append(f"  {'met   ' if t['met'] else 'MISSED'} {t['name']}: {t['value']:.3g} (target {t['limit']})")
         out.append("")

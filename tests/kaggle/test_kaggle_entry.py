@@ -103,3 +103,13 @@ def test_missing_pad_id_for_padded_modes_is_explained(kaggle):
     assert proc.returncode == 2 and "--pad-id" in proc.stderr
     proc = entry(input_root, work, "--skip-train", "--verify", "none", "--mode", "bestfit", "--pad-id", "1")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_bestfit_windows_train_with_document_attention_and_pass_the_audit(kaggle):
+    input_root, dataset, work = kaggle
+    proc = entry(input_root, work, "--mode", "bestfit", "--max-steps", 2, "--set", "training.document_attention=true",
+                 "--set", "training.loss_on_overlap=false")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "bestfit" in json.loads((work / "packed" / "train.meta.json").read_text())["mode"]
+    audit = run("fastpack", "audit", work / "packed" / "train.npy")
+    assert audit.returncode == 0 and "audit passed" in audit.stdout, audit.stdout + audit.stderr
