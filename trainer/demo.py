@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m trainer.demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("demo"), help="everything goes here (default ./demo)")
-    p.add_argument("--steps", type=int, default=300, help="training steps (default 300: a few minutes on 2 cores)")
+    p.add_argument("--steps", type=int, default=600, help="training steps (default 600: about a minute on 2 cores)")
     p.add_argument("--size-mb", type=float, default=3.0, help="size of the generated corpus")
     return p
 
