@@ -25,7 +25,6 @@ same bytes. Readers reject an unknown `format_version` and any path that is abso
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import Any, Optional
 
 from fastpack.atomic import write_json_atomic
 from fastpack.errors import UserError
+from fastpack.jsonfile import read_json
 
 from bundle.layout import MANIFEST_NAME, MissingFile
 
@@ -132,13 +132,9 @@ def manifest_path(root: str | os.PathLike) -> Path:
 def read_manifest(root: str | os.PathLike) -> Manifest:
     """The manifest of the bundle at `root`; a UserError naming the file when absent or malformed."""
     path = manifest_path(root)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path.parent}: not a bundle ({MANIFEST_NAME} not found)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
-    return Manifest.from_dict(data, source=str(path))
+    if not path.is_file():
+        raise UserError(f"{path.parent}: not a bundle ({MANIFEST_NAME} not found)")
+    return Manifest.from_dict(read_json(path, "not found"), source=str(path))
 
 
 def find_bundle_roots(search_root: str | os.PathLike, max_depth: int = 4) -> list[Path]:

@@ -17,6 +17,7 @@ from typing import Any, Literal, Optional, Sequence, Union
 
 from fastpack.atomic import write_json_atomic
 from fastpack.errors import UserError
+from fastpack.jsonfile import read_json
 
 CONFIG_RELPATH = Path("config") / "training_config.json"
 SPLITS = ("train", "val", "test")
@@ -291,14 +292,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     """Read a config file (defaults when `path` is None) and apply `section.key=value` overrides."""
     config = Config()
     if path is not None:
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError(f"{path}: config file not found") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not valid JSON ({exc})") from None
-        config = Config.from_dict(data, source=str(path))
+        config = Config.from_dict(read_json(path, "config file not found"), source=str(path))
     return config.override(overrides)
 
 

@@ -20,11 +20,11 @@ The meta is written last: an array without its meta is an interrupted pack.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from fastpack.errors import UserError
+from fastpack.jsonfile import read_json
 
 FORMAT_VERSION = 1
 
@@ -37,13 +37,7 @@ def meta_path_for(array_path: str | Path) -> Path:
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: packed meta not found (pack the split first)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    meta = read_json(path, "packed meta not found (pack the split first)")
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{path}: not a fastpack meta of format_version {FORMAT_VERSION}")
     return meta

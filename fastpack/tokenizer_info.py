@@ -5,13 +5,13 @@ model_type, model_file (relative to the json), training (the trainer's parameter
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from fastpack.atomic import write_json_atomic
 from fastpack.errors import UserError
+from fastpack.jsonfile import read_json
 
 TOKENIZER_INFO = "tokenizer_info.json"
 MODEL_FILE = "sp_model.model"
@@ -42,12 +42,7 @@ def load_tokenizer_info(path: str | Path) -> TokenizerInfo:
     path = Path(path)
     if path.is_dir():
         path = path / TOKENIZER_INFO
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: tokenizer info not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    data = read_json(path, "tokenizer info not found")
     if not isinstance(data, dict) or not isinstance(data.get("vocab_size"), int):
         raise UserError(f"{path}: expected an object with an integer vocab_size")
     known = TokenizerInfo.__dataclass_fields__

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from fastpack.config import load_config
 from trainer.checkpoint import is_valid_checkpoint
