@@ -54,8 +54,10 @@ def pack_bestfit(first_pass: Iterable[TokenBatch], second_pass: Callable[[], Ite
         header = write_npy_header(f, (n_bins, seq_len), dtype)
         f.truncate(header + n_bins * seq_len * dtype.itemsize)
     if n_bins:
-        with open(out_path, "r+b") as f, mmap.mmap(f.fileno(), 0) as mm:
-            out = np.frombuffer(mm, dtype, count=n_bins * seq_len, offset=header)
+        with open(out_path, "r+b") as f:
+            mm = mmap.mmap(f.fileno(), 0)
+        out = np.frombuffer(mm, dtype, count=n_bins * seq_len, offset=header)
+        try:
             first_doc, since_release = 0, 0
             for batch in second_pass():  # pass two: every piece to its slot
                 n = batch.offsets.size - 1
@@ -70,8 +72,25 @@ def pack_bestfit(first_pass: Iterable[TokenBatch], second_pass: Callable[[], Ite
                 raise RuntimeError(f"pass two read {first_doc} documents, pass one {doc_lengths.size}")
             if pad_id != 0:  # the preallocated file reads as zeros
                 kernels.fill_tails(out.reshape(n_bins, seq_len), used, pad_id)
+        finally:
             del out
+            _close(mm)
     if boundaries is not None:
         piece_docs = np.repeat(np.arange(doc_lengths.size, dtype=np.int64), np.diff(first_piece))
         boundaries.add(*kernels.bin_segments(order, bins, piece_lengths, piece_docs, n_bins))
     return counts
+
+
+def _close(mm: mmap.mmap) -> None:
+    """Unmap the output. A view can outlive `del` in a reference cycle (seen after numba's first
+    compile); collect it, and if one is still alive leave the unmapping to it: the data is in the page cache."""
+    try:
+        mm.close()
+    except BufferError:
+        import gc
+
+        gc.collect()
+        try:
+            mm.close()
+        except BufferError:
+            pass
