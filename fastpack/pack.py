@@ -254,8 +254,9 @@ def _write_windows(batches, params: PackParams, npy_path: Path, boundaries) -> t
     if params.mode == "bestfit":
         sep = params.separators
         again = lambda: batches(BadLines(skip=True))  # noqa: E731  (bad lines were counted in pass one)
-        counts = pack_bestfit(batches(), again, npy_path, seq_len=params.seq_len, pad_id=params.pad_id, separators=sep.per_doc,
-                              bos=sep.bos >= 0, eos=sep.eos >= 0, dtype=params.dtype, boundaries=boundaries)
+        counts = pack_bestfit(batches(), again, npy_path, seq_len=params.seq_len, pad_id=params.pad_id,
+                              separators=sep.per_doc, bos=sep.bos >= 0, eos=sep.eos >= 0, dtype=params.dtype,
+                              boundaries=boundaries)
         return counts.windows, counts
     writer = BackgroundWriter(NpyWriter(npy_path, params.seq_len, params.dtype))
     try:

@@ -27,7 +27,11 @@ def worker_pool(workers: int, initializer: Callable[..., None], initargs: tuple 
         initializer(*initargs)
         yield None
         return
-    pool = multiprocessing.get_context().Pool(workers, initializer, initargs)
+    # forkserver, not fork: this process may hold threads (tqdm's monitor, numba, torch), and a fork
+    # copies their locks in whatever state they are in (Python 3.12 warns; it can deadlock).
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    pool = context.Pool(workers, initializer, initargs)
     try:
         yield pool
         pool.close()
