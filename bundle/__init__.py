@@ -5,6 +5,8 @@
 the bad files) or `verify_bundle` (the full report), and finds bundles with `find_bundle_roots`.
 `import bundle` stays light: names load on first use.
 """
+from fastpack.lazy import lazy_attributes
+
 __all__ = [
     "MANIFEST_NAME",
     "BundleOptions",
@@ -30,9 +32,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'bundle' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

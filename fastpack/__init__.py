@@ -3,6 +3,7 @@
 `import fastpack` stays light: the packer (and numba) load on first use of its names.
 """
 from fastpack._version import __version__
+from fastpack.lazy import lazy_attributes
 
 __all__ = ["__version__", "pack_sequences", "pack_arrays", "read_token_batches", "PackSummary"]
 
@@ -14,9 +15,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'fastpack' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

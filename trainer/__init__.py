@@ -4,6 +4,8 @@
 for people; `python -m trainer.generate` samples from a checkpoint. Importing this package is
 light: the names below load their module (and torch) on first use. numba is never imported.
 """
+from fastpack.lazy import lazy_attributes
+
 __all__ = ["run_training", "find_latest_checkpoint", "load_checkpoint", "PackedDataset", "GPT", "parse_duration"]
 
 _LAZY = {
@@ -16,9 +18,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'trainer' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
