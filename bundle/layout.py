@@ -193,10 +193,9 @@ def _bundled_config(config: Config) -> Optional[bytes]:
     """The config bytes to bundle when its paths differ from the bundle layout, else None (copy as is)."""
     if all(getattr(config.paths, key) == value for key, value in BUNDLE_PATHS.items()):
         return None
-    import orjson
+    from fastpack.atomic import json_bytes
 
-    data = config.replace("paths", **BUNDLE_PATHS).to_dict()
-    return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    return json_bytes(config.replace("paths", **BUNDLE_PATHS).to_dict())
 
 
 def _rel(source: str, root_real: Path) -> str:

@@ -34,7 +34,10 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def json_bytes(obj: Any) -> bytes:
+    """Indented, sorted keys and a trailing newline, so the same content gives the same bytes."""
+    return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Sorted keys and a trailing newline, so the same content gives the same bytes."""
-    data = orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)
-    write_bytes_atomic(path, data + b"\n")
+    write_bytes_atomic(path, json_bytes(obj))

@@ -83,65 +83,46 @@ def _pack(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     if (args.input is None) != (args.output is None):
         raise UserError("--input and --output go together (or give neither to pack the config's splits)")
-    jobs, config, config_dict, root = _plan(args)
+    jobs, config = _plan(args)
     if args.threads:
         import numba
 
         numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-    from fastpack.pack import pack_sequences
+    from fastpack.project import pack_split
 
-    pk = config.packing
     for inputs, output in jobs:
-        summary = pack_sequences(
-            inputs, output, seq_len=pk.seq_len, stride=pk.window_stride, mode=pk.mode, eos_id=pk.eos_id,
-            add_eos=pk.add_eos, bos_id=pk.bos_id, pad_id=pk.pad_id, pad_last=pk.pad_last, field=pk.field,
-            vocab_size=pk.vocab_size, format=args.format or (None if args.output else pk.format), dtype=pk.dtype,
-            on_bad_line=pk.on_bad_line, num_shards=args.num_shards, shard_index=args.shard_index,
-            show_progress=args.show_progress, force=args.force, config=config_dict,
-        )
+        summary = pack_split(config, inputs, output,
+                             format=args.format or (None if args.output else config.packing.format),
+                             num_shards=args.num_shards, shard_index=args.shard_index,
+                             show_progress=args.show_progress, force=args.force)
         print(summary.format())
     return 0
 
 
 def _plan(args):
     """The config with flags applied and tokenizer defaults filled in, and the (inputs, output) jobs."""
-    from fastpack.config import find_config, load_config, config_root
-    from fastpack.tokenizer_info import TOKENIZER_INFO, load_tokenizer_info
+    from fastpack.config import config_root, find_config, load_config
+    from fastpack.project import tokenized_splits, with_tokenizer_defaults
 
     config_path = Path(args.config) if args.config else find_config(".")
     config = load_config(config_path, args.set)
     root = config_root(config_path) if config_path else Path.cwd()
     config = config.replace(
-        "packing", seq_len=args.seq_len, stride=args.seq_len if args.stride is None else args.stride, mode=args.mode, eos_id=args.eos_id,
-        bos_id=args.bos_id, pad_id=args.pad_id, vocab_size=args.vocab_size, field=args.field,
-        dtype=args.dtype, on_bad_line=args.on_bad_line,
+        "packing", seq_len=args.seq_len, stride=args.seq_len if args.stride is None else args.stride,
+        mode=args.mode, eos_id=args.eos_id, bos_id=args.bos_id, pad_id=args.pad_id, vocab_size=args.vocab_size,
+        field=args.field, dtype=args.dtype, on_bad_line=args.on_bad_line,
         add_eos=False if args.no_eos else None, pad_last=True if args.pad_last else None,
     )
-    info_path = config.paths.resolve(root, "tokenizer_dir") / TOKENIZER_INFO
-    if info_path.is_file():
-        info = load_tokenizer_info(info_path)
-        pk = config.packing
-        filled = {k: v for k, v in (("eos_id", info.id_or_none("eos")), ("pad_id", info.id_or_none("pad")),
-                                    ("vocab_size", info.vocab_size)) if getattr(pk, k) is None and v is not None}
-        config = config.replace("packing", **filled)
-        if filled:
-            print(f"from {info_path}: " + ", ".join(f"{k} {v}" for k, v in filled.items()), file=sys.stderr)
+    config, filled, info_path = with_tokenizer_defaults(config, root)
+    if filled:
+        print(f"from {info_path}: " + ", ".join(f"{k} {v}" for k, v in filled.items()), file=sys.stderr)
     if args.input:
-        return [(args.input, args.output)], config, config.to_dict(), root
-    tokenized = config.paths.resolve(root, "tokenized_dir")
-    packed = config.paths.resolve(root, "packed_dir")
-    found = sorted(tokenized.glob("*_tokens.jsonl"), key=_split_order)
+        return [(args.input, args.output)], config
+    found = tokenized_splits(config, root)
     if not found:
+        tokenized = config.paths.resolve(root, "tokenized_dir")
         raise UserError(f"no tokenized splits in {tokenized} (expected train_tokens.jsonl, ...); "
                         "pass --input and --output, or --config for another project")
+    packed = config.paths.resolve(root, "packed_dir")
     suffix = ".pt" if config.packing.format == "pt" else ".npy"
-    jobs = [([f], packed / (f.name[: -len("_tokens.jsonl")] + suffix)) for f in found]
-    return jobs, config, config.to_dict(), root
-
-
-def _split_order(path: Path) -> tuple[int, str]:
-    from fastpack.config import SPLITS
-
-    name = path.name[: -len("_tokens.jsonl")]
-    return (SPLITS.index(name) if name in SPLITS else len(SPLITS), name)
-
+    return [([path], packed / f"{split}{suffix}") for split, path in found], config

@@ -76,6 +76,17 @@ class PackParams:
             if problem:
                 raise UserError(f"--{name.replace('_', '-')} {problem}")
 
+    @classmethod
+    def from_arguments(cls, *, seq_len: int, stride: int | None, eos_id: int | None, add_eos: bool,
+                       field: str | None = None, dtype: str = "int32", **rest) -> "PackParams":
+        """From the public functions' keywords: stride None is seq_len, dtype `auto` resolved, eos required."""
+        if add_eos and eos_id is None:
+            raise UserError("no eos id: pass --eos-id N (eos_id=N), or --no-eos (add_eos=False) to pack without"
+                            " separators")
+        return cls(seq_len=seq_len, stride=seq_len if stride is None else stride, eos_id=eos_id if add_eos else None,
+                   fields=(field,) if field else DEFAULT_FIELDS, dtype=resolve_dtype(dtype, rest.get("vocab_size")),
+                   **rest)
+
     @property
     def pads(self) -> bool:
         return self.pad_last or self.mode != "concat"
@@ -185,18 +196,13 @@ def pack_sequences(
     started = time.perf_counter()
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    if add_eos and eos_id is None:
-        raise UserError("no eos id: pass --eos-id N (or --no-eos to pack without separators)")
     fmt = format or ("pt" if Path(output).suffix == ".pt" else "npy")
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    params = PackParams(
-        seq_len=seq_len, stride=seq_len if stride is None else stride, mode=mode,
-        eos_id=eos_id if add_eos else None, bos_id=bos_id, pad_id=pad_id, pad_last=pad_last,
-        fields=(field,) if field else DEFAULT_FIELDS, vocab_size=vocab_size,
-        dtype=resolve_dtype(dtype, vocab_size), on_bad_line=on_bad_line,
-        num_shards=num_shards, shard_index=shard_index,
-    )
+    params = PackParams.from_arguments(
+        seq_len=seq_len, stride=stride, mode=mode, eos_id=eos_id, add_eos=add_eos, bos_id=bos_id, pad_id=pad_id,
+        pad_last=pad_last, field=field, vocab_size=vocab_size, dtype=dtype, on_bad_line=on_bad_line,
+        num_shards=num_shards, shard_index=shard_index)
     paths = check_inputs(inputs)
     parts = shard_parts(paths, num_shards, shard_index, params.fields)
     files = output_files(output, fmt, num_shards, shard_index)
@@ -344,11 +350,9 @@ def pack_arrays(
     dtype: str = "int32",
 ) -> np.ndarray:
     """In-memory packing for small inputs: documents (lists of ids, or `(values, offsets)`) -> [n, seq_len]."""
-    if add_eos and eos_id is None:
-        raise UserError("no eos id: pass eos_id=N (or add_eos=False to pack without separators)")
-    params = PackParams(seq_len=seq_len, stride=seq_len if stride is None else stride, mode=mode,
-                        eos_id=eos_id if add_eos else None, bos_id=bos_id, pad_id=pad_id, pad_last=pad_last,
-                        vocab_size=vocab_size, dtype=resolve_dtype(dtype, vocab_size))
+    params = PackParams.from_arguments(seq_len=seq_len, stride=stride, mode=mode, eos_id=eos_id, add_eos=add_eos,
+                                       bos_id=bos_id, pad_id=pad_id, pad_last=pad_last, vocab_size=vocab_size,
+                                       dtype=dtype)
     stream, offsets = add_separators(*_as_flat(docs, params.limits), params.separators)
     if params.mode == "bestfit":
         import tempfile

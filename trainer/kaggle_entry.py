@@ -128,18 +128,14 @@ def resolve_config(bundle_root: Path, args: argparse.Namespace):
     """The bundle's config with the flags applied and the tokenizer's ids filled in."""
     from fastpack.config import CONFIG_RELPATH, load_config
     from fastpack.errors import UserError
-    from fastpack.tokenizer_info import TOKENIZER_INFO, load_tokenizer_info
+    from fastpack.project import with_tokenizer_defaults
 
     config = load_config(bundle_root / CONFIG_RELPATH, args.overrides)
     config = config.replace("packing", seq_len=args.seq_len,
                             stride=args.seq_len if args.stride is None else args.stride, mode=args.mode,
                             format=args.format, pad_id=args.pad_id)
     config = config.replace("model", preset=args.preset)
-    info = load_tokenizer_info(config.paths.resolve(bundle_root, "tokenizer_dir") / TOKENIZER_INFO)
-    pk = config.packing
-    filled = {k: v for k, v in (("eos_id", info.id_or_none("eos")), ("pad_id", info.id_or_none("pad")),
-                                ("vocab_size", info.vocab_size)) if getattr(pk, k) is None and v is not None}
-    config = config.replace("packing", **filled)
+    config, _, _ = with_tokenizer_defaults(config, bundle_root, required=True)
     pk = config.packing
     if pk.add_eos and pk.eos_id is None:
         raise UserError("the tokenizer has no eos id: set packing.eos_id with --set, or packing.add_eos=false")
@@ -150,24 +146,17 @@ def resolve_config(bundle_root: Path, args: argparse.Namespace):
 
 
 def pack_splits(config, bundle_root: Path, pack_dir: Path, show_progress: bool) -> list:
-    from fastpack.config import SPLITS
     from fastpack.errors import UserError
-    from fastpack.pack import pack_sequences
+    from fastpack.project import pack_split, tokenized_splits
 
-    tokenized = config.paths.resolve(bundle_root, "tokenized_dir")
-    pk = config.packing
+    found = tokenized_splits(config, bundle_root)
+    if "train" not in dict(found):
+        tokenized = config.paths.resolve(bundle_root, "tokenized_dir")
+        raise UserError(f"{tokenized / 'train_tokens.jsonl'}: the bundle has no tokenized train split")
+    fmt = config.packing.format
     summaries = []
-    for split in SPLITS:
-        source = tokenized / f"{split}_tokens.jsonl"
-        if not source.is_file():
-            if split == "train":
-                raise UserError(f"{source}: the bundle has no tokenized train split")
-            continue
-        summary = pack_sequences(
-            source, pack_dir / f"{split}.{pk.format}", seq_len=pk.seq_len, stride=pk.window_stride, mode=pk.mode,
-            eos_id=pk.eos_id, add_eos=pk.add_eos, bos_id=pk.bos_id, pad_id=pk.pad_id, pad_last=pk.pad_last,
-            field=pk.field, vocab_size=pk.vocab_size, format=pk.format, dtype=pk.dtype, on_bad_line=pk.on_bad_line,
-            show_progress=show_progress, config=config.to_dict())
+    for split, source in found:
+        summary = pack_split(config, [source], pack_dir / f"{split}.{fmt}", format=fmt, show_progress=show_progress)
         print("    " + summary.format().replace("\n", "\n    "), flush=True)
         summaries.append(summary)
     return summaries
@@ -182,7 +171,7 @@ def find_resume(choice: str, output_dir: Path, input_root: Path, dataset_root: P
     here = find_latest_checkpoint([output_dir / CHECKPOINT_DIR])
     if here is not None:
         print(f"    resuming from {here} (this work dir)")
-        return "auto"
+        return here
     roots = [p for p in sorted(input_root.iterdir()) if p.resolve() != dataset_root.resolve()] \
         if input_root.is_dir() else []
     previous = find_latest_checkpoint(roots)
