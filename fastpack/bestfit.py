@@ -26,21 +26,15 @@ _RELEASE_BYTES = 16 << 20  # give written output pages back to the page cache th
 
 
 def pack_bestfit(first_pass: Iterable[TokenBatch], second_pass: Callable[[], Iterable[TokenBatch]], out_path: Path,
-                 *, seq_len: int, pad_id: int, separators: int, bos: bool, eos: bool, dtype,
+                 *, seq_len: int, pad_id: int, bos: bool, eos: bool, dtype,
                  boundaries=None) -> WindowCounts:
     """Two passes over the same documents -> `out_path` (.npy) and the sidecar."""
     dtype = np.dtype(dtype)
     counts = WindowCounts()
     lengths = []
     for batch in first_pass:  # pass one: lengths only
-        doc_lengths = np.diff(batch.offsets)
-        lengths.append(doc_lengths)
-        nonempty = int(np.count_nonzero(doc_lengths))
-        counts.documents += doc_lengths.size
-        counts.empty_documents += doc_lengths.size - nonempty
-        counts.tokens_in += batch.values.size - nonempty * separators
-        counts.eos_added += nonempty * eos
-        counts.bos_added += nonempty * bos
+        lengths.append(np.diff(batch.offsets))
+        counts.add_documents(batch.values.size, batch.offsets, bos, eos)
     doc_lengths = np.concatenate(lengths) if lengths else np.empty(0, np.int64)
     first_piece, piece_lengths = kernels.cut_pieces(doc_lengths, seq_len)
     order, bins, offsets, used = kernels.best_fit_decreasing(piece_lengths, seq_len)

@@ -73,8 +73,3 @@ def read_boundaries(path: str | os.PathLike) -> dict[str, np.ndarray]:
     with np.load(path) as npz:
         return {name: npz[name].reshape(-1) for name in ARRAYS}
 
-
-def window_segments(boundaries: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, np.ndarray]:
-    """(lengths, docs) of window i's segments."""
-    a, b = boundaries["window_offsets"][i], boundaries["window_offsets"][i + 1]
-    return boundaries["segment_lengths"][a:b], boundaries["segment_docs"][a:b]

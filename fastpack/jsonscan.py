@@ -455,11 +455,3 @@ def last_newline(buf, n):
         j -= 1
     return j
 
-
-@njit(cache=True)
-def count_newlines(buf, n):
-    c = 0
-    for j in range(n):
-        if buf[j] == NL:
-            c += 1
-    return c

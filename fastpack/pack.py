@@ -258,10 +258,9 @@ def pack_sequences(
 def _write_windows(batches, params: PackParams, npy_path: Path, boundaries) -> tuple[int, WindowCounts]:
     """Cut every window of the inputs into `npy_path`; returns (rows, counts)."""
     if params.mode == "bestfit":
-        sep = params.separators
         again = lambda: batches(BadLines(skip=True))  # noqa: E731  (bad lines were counted in pass one)
         counts = pack_bestfit(batches(), again, npy_path, seq_len=params.seq_len, pad_id=params.pad_id,
-                              separators=sep.per_doc, bos=sep.bos >= 0, eos=sep.eos >= 0, dtype=params.dtype,
+                              bos=params.bos_id is not None, eos=params.eos_id is not None, dtype=params.dtype,
                               boundaries=boundaries)
         return counts.windows, counts
     writer = BackgroundWriter(NpyWriter(npy_path, params.seq_len, params.dtype))

@@ -45,6 +45,16 @@ class WindowCounts:
     documents_split: int = 0  # no single window holds the whole document
     documents_truncated: int = 0  # some of its tokens are in no window
 
+    def add_documents(self, n_tokens: int, offsets: np.ndarray, bos: bool, eos: bool) -> None:
+        """A batch of stream pieces: documents with their separators, `n_tokens` in all."""
+        n_docs = offsets.size - 1
+        nonempty = int(np.count_nonzero(offsets[1:] != offsets[:-1]))
+        self.documents += n_docs
+        self.empty_documents += n_docs - nonempty
+        self.tokens_in += n_tokens - nonempty * (bos + eos)
+        self.eos_added += nonempty * eos
+        self.bos_added += nonempty * bos
+
 
 class _DocTracker:
     """The non-empty documents that unfinished windows may still hold, as absolute stream spans."""
@@ -105,14 +115,7 @@ class _Windower:
             self.boundaries.add(counts, lengths, docs)
 
     def _count(self, tokens: np.ndarray, offsets: np.ndarray) -> None:
-        c = self.counts
-        n_docs = offsets.size - 1
-        nonempty = int(np.count_nonzero(offsets[1:] != offsets[:-1]))
-        c.documents += n_docs
-        c.empty_documents += n_docs - nonempty
-        c.tokens_in += tokens.size - nonempty * (self.bos + self.eos)
-        c.eos_added += nonempty * self.eos
-        c.bos_added += nonempty * self.bos
+        self.counts.add_documents(tokens.size, offsets, self.bos, self.eos)
 
 
     def _write_tokens(self, tokens: np.ndarray) -> None:
