@@ -387,8 +387,6 @@ class ArrowReader:
     def _to_batch(self, rb, first_row: int) -> TokenBatch:
         import pyarrow as pa
 
-        from fastpack.kernels import first_out_of_range
-
         col = rb.column(0)
         name = rb.schema.names[0]
         if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)) or not pa.types.is_integer(col.type.value_type):
@@ -403,25 +401,13 @@ class ArrowReader:
         offsets -= offsets[0]
         if values.null_count:
             bad_at = np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))
-            self._reject_rows(offsets, bad_at, keep, first_row, name, lambda i: "is null")
-        vals = values.to_numpy(zero_copy_only=False)
-        if vals.dtype == np.uint64:
-            too_big = np.flatnonzero(vals >= INT32_LIMIT)
-            self._reject_rows(offsets, too_big, keep, first_row, name, lambda i: self.limits.problem(int(vals[i])))
-            vals = np.where(vals >= INT32_LIMIT, 0, vals).astype(np.int64)
-        vals = vals.astype(np.int64, copy=False)
-        while True:
-            i = first_out_of_range(vals, self.limits.limit)
-            if i < 0:
-                break
-            self._reject_rows(offsets, np.array([i]), keep, first_row, name, lambda i: self.limits.problem(int(vals[i])))
-            vals = vals.copy() if not vals.flags.writeable else vals
-            row = int(np.searchsorted(offsets, i, side="right") - 1)
-            vals[offsets[row]:offsets[row + 1]] = 0  # the row is dropped below; clear it so the scan goes on
+            self._reject_rows(offsets, bad_at, keep, first_row, name, lambda i: "null")
+        vals = values.to_numpy(zero_copy_only=False)  # float with NaN where null: those rows are rejected above
+        out_of_range = np.flatnonzero((vals < 0) | (vals >= self.limits.limit))
+        self._reject_rows(offsets, out_of_range, keep, first_row, name, lambda i: self.limits.problem(int(vals[i])))
         lengths = np.diff(offsets)
         if not keep.all():
-            mask = np.repeat(keep, lengths)
-            vals, lengths = vals[mask], lengths[keep]
+            vals, lengths = vals[np.repeat(keep, lengths)], lengths[keep]
         out_offsets = np.zeros(lengths.size + 1, np.int64)
         np.cumsum(lengths, out=out_offsets[1:])
         skipped = int((~keep).sum())
