@@ -15,7 +15,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import orjson
@@ -391,20 +391,23 @@ class ArrowReader:
         name = rb.schema.names[0]
         if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)) or not pa.types.is_integer(col.type.value_type):
             raise UserError(f"{self.path}: column {name!r} must be a list of integers, found {col.type}")
-        keep = np.ones(len(col), bool)
-        if col.null_count:
-            for r in np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False)):
-                self.bad.report(f"{self.path}: row {first_row + r + 1}", f"{name} is null")
-                keep[r] = False
         offsets = col.offsets.to_numpy().astype(np.int64)
         values = col.values.slice(offsets[0], offsets[-1] - offsets[0])
         offsets -= offsets[0]
-        if values.null_count:
-            bad_at = np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))
-            self._reject_rows(offsets, bad_at, keep, first_row, name, lambda i: "null")
-        vals = values.to_numpy(zero_copy_only=False)  # float with NaN where null: those rows are rejected above
-        out_of_range = np.flatnonzero((vals < 0) | (vals >= self.limits.limit))
-        self._reject_rows(offsets, out_of_range, keep, first_row, name, lambda i: self.limits.problem(int(vals[i])))
+        vals = values.to_numpy(zero_copy_only=False)  # float with NaN where null: those rows are rejected
+        null = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else np.zeros(len(vals), bool)
+        problems: dict[int, str] = {}  # row -> its first problem; reported in row order
+        for i in np.flatnonzero(null | (vals < 0) | (vals >= self.limits.limit)):
+            row = int(np.searchsorted(offsets, i, side="right") - 1)
+            what = "null" if null[i] else self.limits.problem(int(vals[i]))
+            problems.setdefault(row, f"{name}[{i - offsets[row]}] = {what}")
+        if col.null_count:
+            for row in np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False)):
+                problems[int(row)] = f"{name} is null"
+        keep = np.ones(len(col), bool)
+        for row in sorted(problems):
+            self.bad.report(f"{self.path}: row {first_row + row + 1}", problems[row])
+            keep[row] = False
         lengths = np.diff(offsets)
         if not keep.all():
             vals, lengths = vals[np.repeat(keep, lengths)], lengths[keep]
@@ -414,13 +417,6 @@ class ArrowReader:
         vals = vals.astype(np.int32)
         vals, out_offsets = add_separators(vals, out_offsets, self.separators)
         return TokenBatch(vals, out_offsets, nbytes=0, skipped=skipped)
-
-    def _reject_rows(self, offsets, indices, keep, first_row, name, problem: Callable[[int], str]) -> None:
-        for i in indices:
-            row = int(np.searchsorted(offsets, i, side="right") - 1)
-            if keep[row]:
-                keep[row] = False
-                self.bad.report(f"{self.path}: row {first_row + row + 1}", f"{name}[{i - offsets[row]}] = {problem(int(i))}")
 
 
 def add_separators(values: np.ndarray, offsets: np.ndarray, sep: Separators) -> tuple[np.ndarray, np.ndarray]:

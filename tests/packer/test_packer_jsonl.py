@@ -151,3 +151,20 @@ def test_parquet_and_arrow_inputs_equal_jsonl(tmp_path):
                            shard_index=i)
         got.append(np.load(s.files["npy"]).ravel())
     np.testing.assert_array_equal(np.concatenate(got), [t for d in docs for t in d])
+
+
+def test_arrow_bad_rows_error_or_skip(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fastpack.errors import UserError
+
+    rows = [[1, 2], [3, -4], None, [5, None], [6, 2**40], [7]]
+    pq.write_table(pa.table({"input_ids": pa.array(rows, pa.list_(pa.int64()))}), tmp_path / "in.parquet")
+    with pytest.raises(UserError, match=r"in.parquet: row 2: input_ids\[1\] = -4 is negative"):
+        pack_sequences(tmp_path / "in.parquet", tmp_path / "out.npy", seq_len=1, add_eos=False)
+    summary = pack_sequences(tmp_path / "in.parquet", tmp_path / "out.npy", seq_len=1, add_eos=False,
+                             on_bad_line="skip")
+    assert summary.counts["skipped_lines"] == 4
+    assert any("row 4: input_ids[1] = null" in e for e in summary.bad_line_examples)
+    np.testing.assert_array_equal(packed(tmp_path / "out.npy").ravel(), [1, 2, 7])
