@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 
 from fastpack import jsonscan
+from fastpack.buffers import Buffers
 from fastpack.errors import UserError
 
 DEFAULT_FIELDS = ("input_ids", "ids", "tokens", "token_ids")
@@ -147,19 +148,6 @@ class Separators:
         return np.concatenate([np.array(head, np.int32), ids, np.array(tail, np.int32)])
 
 
-class _Scratch:
-    """Reused per-part output slices of the scanner, grown on demand."""
-
-    def __init__(self) -> None:
-        self.arrays: dict[str, np.ndarray] = {}
-
-    def get(self, name: str, size: int, dtype) -> np.ndarray:
-        arr = self.arrays.get(name)
-        if arr is None or arr.size < size:
-            arr = self.arrays[name] = np.empty(max(size, 1), dtype)
-        return arr
-
-
 class JsonlReader:
     """Token JSONL -> batches of documents. Reads the lines whose first byte is in [start, end).
 
@@ -179,7 +167,7 @@ class JsonlReader:
         names = [f.encode() for f in self.fields]
         self._names = np.frombuffer(b"".join(names), np.uint8).copy()
         self._name_starts = np.cumsum([0] + [len(n) for n in names]).astype(np.int64)
-        self._scratch = _Scratch()
+        self._scratch = Buffers()
         self._first_line: int | None = 1 if start == 0 else None
 
     def __iter__(self) -> Iterator[TokenBatch]:
@@ -192,7 +180,7 @@ class JsonlReader:
         """Yield (buf, n, input bytes in the block, its last line lacked a newline); buf[:n] is whole lines."""
         size = self.path.stat().st_size
         limit = size if self.end is None else min(self.end, size)
-        buf = np.empty(self.block_bytes + 1, np.uint8)  # +1: room for a sentinel newline
+        buf = self._scratch.get("bytes", self.block_bytes + 1, np.uint8)  # +1: room for a sentinel newline
         have = 0
         with open(self.path, "rb") as f:
             pos = self._seek_first_line(f)
@@ -201,7 +189,7 @@ class JsonlReader:
             pos = f.tell()
             while True:
                 if have == buf.size - 1:  # a line longer than the buffer: grow it
-                    buf = _grown(buf, have, 2 * buf.size)
+                    buf = self._scratch.get("bytes", 2 * buf.size, np.uint8, keep=have)
                 want = min(buf.size - 1 - have, max(limit - pos, 0))
                 got = f.readinto(memoryview(buf)[have:have + want]) if want else 0
                 pos += got
@@ -210,7 +198,7 @@ class JsonlReader:
                 if done and n and buf[n - 1] != jsonscan.NL:
                     rest = f.readline()  # finish the line that straddles a shard's end
                     if rest:
-                        buf = _grown(buf, n, n + len(rest) + 1) if n + len(rest) + 1 > buf.size else buf
+                        buf = self._scratch.get("bytes", max(buf.size, n + len(rest) + 1), np.uint8, keep=n)
                         buf[n:n + len(rest)] = np.frombuffer(rest, np.uint8)
                         n += len(rest)
                 cut = n if done else jsonscan.last_newline(buf, n) + 1
@@ -429,12 +417,6 @@ def add_separators(values: np.ndarray, offsets: np.ndarray, sep: Separators) -> 
     stream = np.empty(int(positions[-1]), np.int32)
     build_stream(values, offsets, positions, sep.bos, sep.eos, stream)
     return stream, positions
-
-
-def _grown(buf: np.ndarray, keep: int, size: int) -> np.ndarray:
-    bigger = np.empty(size, np.uint8)
-    bigger[:keep] = buf[:keep]
-    return bigger
 
 
 def is_arrow_path(path: str | os.PathLike) -> bool:

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from fastpack import kernels
+from fastpack.buffers import Buffers
 
 
 class Sink(Protocol):
@@ -98,17 +99,7 @@ class _Windower:
         self.sink = sink
         self.boundaries = boundaries  # a BoundariesWriter, or None
         self.counts = WindowCounts()
-        self._buffers: dict[str, np.ndarray] = {}
-
-    def _buffer(self, name: str, size: int, dtype, keep: int = 0) -> np.ndarray:
-        """A reused buffer of at least `size`; growing keeps its first `keep` elements."""
-        buf = self._buffers.get(name)
-        if buf is None or buf.size < size:
-            grown = np.empty(max(size, 0 if buf is None else 2 * buf.size), dtype)
-            if keep:
-                grown[:keep] = buf[:keep]
-            buf = self._buffers[name] = grown
-        return buf[:size]
+        self._buffers = Buffers()
 
     def _add_segments(self, counts: np.ndarray, lengths: np.ndarray, docs: np.ndarray) -> None:
         if self.boundaries is not None:
@@ -120,7 +111,7 @@ class _Windower:
 
     def _write_tokens(self, tokens: np.ndarray) -> None:
         if tokens.dtype != self.dtype:  # uint16 output: ids were checked to fit
-            out = self._buffer("cast", tokens.size, self.dtype)
+            out = self._buffers.get("cast", tokens.size, self.dtype)
             out[:] = tokens
             tokens = out
         self.sink.write(tokens)
@@ -145,7 +136,7 @@ class ConcatWindower(_Windower):
             n = self.stream_tokens // L - done
         else:
             total = self.carry + tokens.size
-            stream = self._buffer("stream", total, np.int32, keep=self.carry)
+            stream = self._buffers.get("stream", total, np.int32, keep=self.carry)
             stream[self.carry:] = tokens
             n = 0 if total < L else (total - L) // s + 1
             rows = self.sink.rows_per_chunk
@@ -164,7 +155,7 @@ class ConcatWindower(_Windower):
         tail = self.stream_tokens - c.windows * s  # from the first window start that did not fit
         if self.pad_last and tail > 0:
             if s != L:
-                self._write_tokens(self._buffers["stream"][:tail])
+                self._write_tokens(self._buffers.get("stream", tail, np.int32))
             self._write_tokens(np.full(L - tail, self.pad, self.dtype))
             self._add_segments(*self.docs.segments(c.windows * s, 1, s, L, self.stream_tokens))
             c.windows += 1
