@@ -574,9 +574,9 @@ class Trainer:
         if not model_file.is_file():
             self.log(f"note: samples skipped: no tokenizer model at {model_file}")
             return None
-        import sentencepiece as spm
+        from fastpack.spmodel import load_sentencepiece
 
-        return spm.SentencePieceProcessor(model_file=str(model_file))
+        return load_sentencepiece(model_file)
 
     def _write_samples(self, step: int) -> None:
         sp, t = self.sentencepiece, self.config.training

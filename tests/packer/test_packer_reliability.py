@@ -87,3 +87,26 @@ def test_an_input_too_short_for_one_window_warns(tmp_path):
     proc = run("fastpack", *pack_args(src, out, 8))
     assert proc.returncode == 0
     assert "warning: train: 0 windows" in proc.stderr and "--pad-last" in proc.stderr
+
+
+def test_odd_arguments_are_one_line(tmp_path):
+    src, out = _inputs(tmp_path), tmp_path / "out"
+    out.mkdir()
+    assert_one_line_error(run("fastpack", "--input", src, "--output", out, "--eos-id", 0), "an existing folder",
+                          str(out / "train.npy"))
+    assert_one_line_error(run("fastpack", *pack_args(src, out), "--threads", -2), "--threads must be >= 1")
+    assert_one_line_error(run("fastpack", *pack_args(src, out), "--config", tmp_path), "a folder, expected a JSON file")
+    assert list(out.iterdir()) == []
+
+
+def test_audit_of_a_split_copied_under_a_new_name(tmp_path):
+    src, out = _inputs(tmp_path), tmp_path / "out"
+    assert run("fastpack", *pack_args(src, out)).returncode == 0
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for suffix in (".npy", ".meta.json", ".docs.npz"):
+        (copy / f"renamed{suffix}").write_bytes((out / f"train{suffix}").read_bytes())
+    proc = run("fastpack", "audit", copy / "renamed.npy", "--input", src)
+    assert proc.returncode == 0, proc.stderr
+    (copy / "renamed.npy").unlink()
+    assert_one_line_error(run("fastpack", "audit", copy / "renamed.npy", "--input", src), "renamed.npy", "train.npy")
