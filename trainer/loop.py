@@ -32,7 +32,7 @@ from trainer.launch import RunOptions
 from trainer.model import GPT, IGNORE_INDEX
 from trainer.optim import build_optimizer
 from trainer.outputs import (LOSS_PNG, METRICS, RUN_CONFIG, SAMPLES, SUMMARY, MetricsLog, perplexity, plot_loss,
-                             prepare_plotting, write_summary)
+                             prepare_plotting, write_partial_summary, write_summary)
 from trainer.plan import prepare
 from trainer.precision import Precision, precision_for
 from trainer.resume import (Progress, copy_previous_metrics, resolve_resume, restore_progress, restore_rng,
@@ -325,6 +325,7 @@ class Trainer:
                 plot_loss(self.metrics.read(), self.output_dir / LOSS_PNG)
                 write_samples(self.sentencepiece, self.raw_model, self.output_dir / SAMPLES, step, t=self.config.training,
                               precision=self.precision, prefix=self.prompt_prefix, eos_id=self.eos_id)
+                write_partial_summary(self.output_dir / SUMMARY, build_summary(self, "running", None), loss)
         if which == "val":
             self.budget.record_eval(seconds, self.val.n_batches, time.time() - started - seconds)
         return loss
