@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch.utils.data import DataLoader
 
-from fastpack.config import Config, config_root, find_config, load_config, save_config
+from trainer.config import RunConfig as Config, config_root, find_config, load_config, save_config
 from fastpack.errors import UserError, run_main
 from fastpack.tokenizer_info import MODEL_FILE, TokenizerInfo, load_tokenizer_info
 
@@ -65,13 +65,13 @@ def prepare(config: Config, *, root: Path, packed_dir: Path, log: Callable[[str]
         info = load_tokenizer_info(tokenizer_dir)
     except UserError as exc:
         raise UserError(f"{exc} (paths.tokenizer_dir of root {root})") from None
-    args = resolve_model_args(config.model, vocab_size=info.vocab_size, context_len=config.packing.seq_len)
-    splits = {}
-    for name in ("train", "val", "test"):
-        shards = find_split(packed_dir, name, required=name == "train")
+    splits = {name: find_split(packed_dir, name, required=name == "train") for name in ("train", "val", "test")}
+    # The context is the windows' length, from the train split's meta; a length set in the config must match it.
+    context_len = config.packing.seq_len or splits["train"][0].seq_len
+    args = resolve_model_args(config.model, vocab_size=info.vocab_size, context_len=context_len)
+    for shards in splits.values():
         if shards is not None:
             check_split(shards, seq_len=args.context_len, vocab_size=args.vocab_size, log=log)
-        splits[name] = shards
     if splits["val"] is None:
         log(f"note: no packed val split in {packed_dir}: no validation loss and no best checkpoint")
     return Plan(tokenizer=info, tokenizer_dir=tokenizer_dir, model_args=args, **splits)
@@ -252,9 +252,9 @@ class Trainer:
         self.session_start = time.time()
         self.plan = prepare(cfg, root=self.root, packed_dir=self.packed_dir, log=self.log)
         meta = self.plan.train[0].meta
-        self.eos_id = meta.get("eos_id")
+        self.eos_id = meta.eos_id
         # A prompt starts a document: after bos when the data has one, else after the eos ending the previous one.
-        self.prompt_prefix = [meta["bos_id"]] if meta.get("bos_id") is not None else ([self.eos_id] if self.eos_id is not None else [])
+        self.prompt_prefix = [meta.bos_id] if meta.bos_id is not None else ([self.eos_id] if self.eos_id is not None else [])
         self.precision: Precision = precision_for(t.precision, info.device)
         if self.precision.note:
             self.log(f"note: {self.precision.note}")
