@@ -232,8 +232,11 @@ def load_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
 
 
 def check_shape(state: dict[str, Any], expected: dict[str, int], path: str | Path) -> None:
-    """A checkpoint from another model shape fails with the differing fields named."""
+    """A checkpoint from another model shape fails with the differing fields named, and the two ways out."""
     saved = state.get("model_args") or {}
     diffs = [f"{k} {saved.get(k)} (checkpoint) vs {v} (config)" for k, v in expected.items() if saved.get(k) != v]
     if diffs:
-        raise UserError(f"{path}: checkpoint of a different model shape: {'; '.join(diffs)}")
+        preset = ((state.get("config") or {}).get("model") or {}).get("preset")
+        same = f"--preset {preset}" if preset else "the checkpoint's model settings"
+        raise UserError(f"{path}: checkpoint of a different model shape: {'; '.join(diffs)}; to continue it, run "
+                        f"with {same}; to start a new model instead, pass --resume none")

@@ -63,7 +63,7 @@ class TrainingConfig:
     test_batches: Optional[int] = None  # test batches per process at the end; None: the whole test split
     log_interval: int = 10
     checkpoint_interval: int = 500  # steps between periodic checkpoints
-    checkpoint_minutes: float = 30.0  # also a checkpoint this often; Kaggle kills at 12 h with no catchable signal
+    checkpoint_minutes: float = 10.0  # also a checkpoint this often: a kill (Kaggle, 12 h, no catchable signal) loses < 15 min
     keep_checkpoints: int = 3  # periodic ones kept besides last and best
     max_checkpoint_gb: float = 15.0  # Kaggle keeps at most 20 GB of output
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # auto: bf16 on cc >= 8.0, fp16 below, fp32 on CPU

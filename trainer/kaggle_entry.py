@@ -46,8 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = p.add_argument_group("training")
     train.add_argument("--preset", choices=("tiny", "small", "base"), help="model size (model.preset)")
     train.add_argument("--max-steps", type=int, help="training.max_steps")
-    train.add_argument("--time-budget", help="stop cleanly before this much time (11h30m, 90m, seconds); on Kaggle "
-                                             "default: the session's 12 h minus 30 min, counted from its start")
+    train.add_argument("--time-budget",
+                       help="stop cleanly before this much time (11h30m, 90m, seconds), counted from the runner's own "
+                            "start (packing included); default training.time_budget, and on Kaggle without either: "
+                            "the session's 12 h minus 30 min, counted from the session's start")
     train.add_argument("--resume", default="auto",
                        help="auto: the newest valid checkpoint in the work dir, else in a previous run's output "
                             "attached under --input-root; PATH; or none")
@@ -122,6 +124,22 @@ def session_deadline() -> tuple[float, str]:
         pass
     deadline = started + SESSION_LIMIT_S - SESSION_MARGIN_S
     return deadline, time.strftime("%H:%M", time.localtime(deadline))
+
+
+def runner_deadline(flag: Optional[str], configured, started: float) -> tuple[Optional[float], Optional[float], str]:
+    """(deadline, its length, a note): a budget counts from the runner's start (`started`), packing included;
+    without one, on Kaggle, the session's limit minus its margin; else none."""
+    from trainer.budget import parse_duration
+
+    what = "--time-budget" if flag is not None else "training.time_budget"
+    total = parse_duration(flag if flag is not None else configured, what)
+    if total is not None:
+        deadline = started + total
+        return deadline, total, f"stops by {time.strftime('%H:%M', time.localtime(deadline))} ({what} from the runner's start)"
+    if _on_kaggle():
+        deadline, at = session_deadline()
+        return deadline, deadline - time.time(), f"stops by {at} (the 12 h session limit minus 30 min)"
+    return None, None, ""
 
 
 def resolve_config(bundle_root: Path, args: argparse.Namespace):
@@ -199,6 +217,7 @@ def _run(argv: Optional[Sequence[str]]) -> int:
     args = build_parser().parse_args(argv)
     timings: dict[str, float] = {}
     started = time.time()
+    deadline, budget_total, budget_note = runner_deadline(args.time_budget, None, started)  # a bad value fails first
     with step("locate the bundle", timings):
         bundle_root = locate_bundle(args.dataset_root, args.input_root)
         print(f"    bundle: {bundle_root}")
@@ -209,6 +228,8 @@ def _run(argv: Optional[Sequence[str]]) -> int:
             report = check_bundle(bundle_root, full=args.verify == "full", show_progress=args.show_progress)
             print(f"    {report.lines()[-1]}")
     config = resolve_config(bundle_root, args)
+    if args.time_budget is None:
+        deadline, budget_total, budget_note = runner_deadline(None, config.training.time_budget, started)
     work_dir = (args.work_dir or default_work_dir()).resolve()
     pack_dir = (args.pack_dir or default_pack_dir(work_dir)).resolve()
     output_dir = work_dir / "model_output"
@@ -221,17 +242,12 @@ def _run(argv: Optional[Sequence[str]]) -> int:
     if not args.skip_train:
         from trainer.train_lm import run_training
 
-        deadline, budget_note = None, None
-        if args.time_budget is None and config.training.time_budget is None and _on_kaggle():
-            deadline, at = session_deadline()
-            budget_note = f"stops by {at} (the 12 h session limit minus 30 min)"
         with step("train", timings):
             if budget_note:
                 print(f"    time budget: {budget_note}")
             resume = find_resume(args.resume, output_dir, args.input_root, bundle_root)
             summary = run_training(config, root=bundle_root, packed_dir=pack_dir, output_dir=output_dir, resume=resume,
-                                   max_steps=args.max_steps, time_budget=args.time_budget, deadline=deadline,
-                                   budget_total=None if deadline is None else deadline - time.time(),
+                                   max_steps=args.max_steps, deadline=deadline, budget_total=budget_total,
                                    show_progress=args.show_progress, nproc=args.nproc)
     print(final_summary(summary, bundle_root, pack_dir, output_dir, timings, time.time() - started))
     return 0

@@ -6,7 +6,8 @@
     loss.png           train and val loss against step (rewritten at each eval)
     samples.txt        text generated from training.sample_prompts after each eval
     run_config.json    the resolved config plus the run's facts (model shape, device, precision, data)
-    summary.json       the final numbers and where everything is
+    summary.json       the final numbers and where everything is; until the end, a partial one
+                       ("status": "partial") refreshed at every evaluation, so a killed session keeps it
     checkpoints/       see trainer.checkpoint
 """
 from __future__ import annotations
@@ -108,3 +109,13 @@ def append_samples(path: Path, step: int, samples: list[tuple[str, str]]) -> Non
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:
     write_json_atomic(path, summary)
+
+
+def write_partial_summary(path: Path, summary: dict[str, Any], val_loss: float) -> None:
+    """The summary so far with the evaluation just made, marked partial: Kaggle's kill gives no signal to
+    write one at the end."""
+    best = summary.get("best_val_loss")
+    write_json_atomic(path, {**summary, "val_loss": val_loss, "val_ppl": perplexity(val_loss),
+                             "best_val_loss": val_loss if best is None or val_loss < best else best,
+                             "status": "partial", "partial": True, "stop_reason": None,
+                             "note": "written at an evaluation while training ran; the run did not finish (yet)"})

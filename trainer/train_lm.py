@@ -37,7 +37,7 @@ from trainer.budget import Budget, format_duration, parse_duration
 from trainer.data import PackedDataset, ResumableBatchSampler, Shard, check_split, eval_batches, find_split
 from trainer.model import GPT, IGNORE_INDEX, ModelArgs, generate, resolve_model_args
 from trainer.outputs import (LOSS_PNG, METRICS, RUN_CONFIG, SAMPLES, SUMMARY, MetricsLog, append_samples, perplexity,
-                             plot_loss, prepare_plotting, write_summary)
+                             plot_loss, prepare_plotting, write_partial_summary, write_summary)
 from trainer.precision import Precision, precision_for
 from trainer.schedule import CosineSchedule
 
@@ -534,6 +534,7 @@ class Trainer:
             if which == "val":
                 plot_loss(self.metrics.read(), self.output_dir / LOSS_PNG)
                 self._write_samples(step)
+                write_partial_summary(self.output_dir / SUMMARY, self._summary("running", None), loss)
         if which == "val":
             self.budget.record_eval(seconds, self.val["n_batches"], time.time() - t0 - seconds)
         return loss

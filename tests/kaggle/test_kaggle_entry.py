@@ -1,5 +1,6 @@
 """`python -m trainer.kaggle_entry` end to end on a small generated bundle (CPU, tiny model)."""
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -13,11 +14,17 @@ def entry(input_root, work, *args):
     return run("trainer.kaggle_entry", "--input-root", input_root, "--work-dir", work, *FAST, *args)
 
 
+def packed_seconds(stdout):
+    """The runner's own timing of its pack step."""
+    return float(re.search(r"pack every split into .*: ([0-9.]+) s", stdout).group(1))
+
+
 def test_fresh_run_then_cached_pack_and_resume(kaggle):
     input_root, dataset, work = kaggle
     before = snapshot(input_root)
-    first = entry(input_root, work, "--max-steps", 4)
+    first = entry(input_root, work, "--max-steps", 4, "--time-budget", "1h")
     assert first.returncode == 0, first.stdout + first.stderr
+    assert "time budget: stops by" in first.stdout and "from the runner's start" in first.stdout
     for step in ("locate the bundle", "verify it against its manifest", "pack every split", "train"):
         assert f"==> {step}" in first.stdout
     assert "val perplexity" in first.stdout and "test perplexity" in first.stdout
@@ -25,6 +32,9 @@ def test_fresh_run_then_cached_pack_and_resume(kaggle):
     assert {p.name for p in packed.glob("*.npy")} == {"train.npy", "val.npy", "test.npy"}
     summary = json.loads((work / "model_output" / "summary.json").read_text())
     assert summary["step"] == 4
+    # The budget counts from the runner's start: before the pack, not from the training's own start.
+    train_start = summary["finished_at"] - summary["session_seconds"]
+    assert summary["deadline"] - 3600 < train_start - packed_seconds(first.stdout)
     second = entry(input_root, work, "--max-steps", 6)
     assert second.returncode == 0, second.stdout + second.stderr
     assert second.stdout.count("up to date") == 3  # the pack cache: no re-pack
@@ -33,27 +43,40 @@ def test_fresh_run_then_cached_pack_and_resume(kaggle):
     assert snapshot(input_root) == before  # nothing written under the dataset root
 
 
-def test_interrupted_run_resumes_with_the_step_count_continuing(kaggle):
+def test_run_killed_after_an_evaluation_keeps_its_outputs_and_resumes(kaggle):
     input_root, dataset, work = kaggle
     cmd = [sys.executable, "-m", "trainer.kaggle_entry", "--input-root", str(input_root), "--work-dir", str(work),
-           *map(str, FAST), "--max-steps", "40", "--set", "training.checkpoint_interval=1"]
+           *map(str, FAST), "--max-steps", "40", "--set", "training.checkpoint_interval=1",
+           "--set", "training.eval_interval=2", "--set", "training.sample_tokens=4"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoints = work / "model_output" / "checkpoints"
+    out = work / "model_output"
+    checkpoints, summary_path = out / "checkpoints", out / "summary.json"
     deadline = time.time() + 300
-    while time.time() < deadline and not list(checkpoints.glob("step-*.json")) and proc.poll() is None:
-        time.sleep(0.2)
+    while time.time() < deadline and proc.poll() is None and not (
+            list(checkpoints.glob("step-*.json")) and summary_path.is_file()):
+        time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)  # Kaggle's 12 h limit: no signal a handler could catch
     proc.wait()
     markers = sorted(checkpoints.glob("step-*.json"))
     assert markers, "no checkpoint was written before the kill"
     killed_at = max(json.loads(m.read_text())["step"] for m in markers)
     assert killed_at < 40
+    summary = json.loads(summary_path.read_text())  # whole: written by rename
+    assert summary["status"] == "partial" and summary["partial"] is True and summary["stop_reason"] is None
+    assert summary["step"] >= 2 and summary["step"] % 2 == 0 and summary["val_loss"] > 0
+    assert summary["checkpoints"]["last"] is None or summary["checkpoints"]["last"].endswith("last.pt")
+    import matplotlib.image
+
+    assert matplotlib.image.imread(out / "loss.png").shape[2] in (3, 4)  # a whole, decodable PNG
+    assert "=== step 2 ===" in (out / "samples.txt").read_text(encoding="utf-8")
     again = entry(input_root, work, "--max-steps", 40)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resuming from" in again.stdout
-    steps = [json.loads(line)["step"] for line in (work / "model_output" / "metrics.jsonl").read_text().splitlines()
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()
              if '"loss"' in line]
     assert steps[-1] == 40 and min(s for s in steps if s > killed_at) == killed_at + 1
+    final = json.loads(summary_path.read_text())
+    assert final["status"] == "completed" and "partial" not in final and final["step"] == 40
 
 
 def test_previous_run_output_attached_as_input_is_resumed(kaggle, tmp_path):

@@ -67,8 +67,12 @@ def test_load_and_shape_errors(tmp_path):
     loaded = ckpt.load_checkpoint(tmp_path)  # a folder: its newest valid checkpoint
     assert loaded["step"] == 3
     ckpt.check_shape(loaded, {"n_layer": 2}, path)
-    with pytest.raises(UserError, match=r"different model shape: n_layer 2 \(checkpoint\) vs 4 \(config\)"):
+    with pytest.raises(UserError, match=r"different model shape: n_layer 2 \(checkpoint\) vs 4 \(config\); to continue "
+                                        r"it, run with the checkpoint's model settings; .* pass --resume none"):
         ckpt.check_shape(loaded, {"n_layer": 4}, path)
+    with pytest.raises(UserError, match=r"n_layer 2 \(checkpoint\) vs 4 \(config\); to continue it, run with --preset "
+                                        r"small; to start a new model instead, pass --resume none$"):
+        ckpt.check_shape(loaded | {"config": {"model": {"preset": "small"}}}, {"n_layer": 4}, path)
     torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
     with pytest.raises(UserError, match="not a fastpack trainer checkpoint"):
         ckpt.load_checkpoint(tmp_path / "foreign.pt")

@@ -64,7 +64,8 @@ def test_checkpoint_of_another_model_shape(lm_root, tmp_path):
     config = load_config(lm_root / "config" / "training_config.json", ["training.max_steps=2"])
     run_training(config, root=lm_root, output_dir=tmp_path / "out", nproc=1, log=lambda m: None)
     result = train_cli(lm_root, "--output-dir", tmp_path / "out", "--resume", "auto", "--set", "model.n_layer=3")
-    assert_one_line_error(result, r"step-00000002.pt: checkpoint of a different model shape: n_layer 2 \(checkpoint\) vs 3 \(config\)")
+    assert_one_line_error(result, r"step-00000002.pt: checkpoint of a different model shape: n_layer 2 \(checkpoint\) vs 3 \(config\); "
+                                r"to continue it, run with --preset tiny; to start a new model instead, pass --resume none")
     result = train_cli(lm_root, "--output-dir", tmp_path / "out", "--time-budget", "3x")
     assert_one_line_error(result, r"--time-budget: expected seconds or a duration like 11h30m")
 
