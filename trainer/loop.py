@@ -1,0 +1,405 @@
+"""The training loop on one process (a rank under torchrun, or the only process).
+
+    Trainer(config, options).run()
+      setup    plan -> model, optimizer, scaler, schedule -> resume -> data -> outputs -> DDP / compile
+      train    [stop check -> forward/backward over grad_accum micro-batches -> clip -> optimizer step
+                -> log -> eval + samples -> checkpoint] until max_steps, --stop-at-step or the time budget
+      finish   checkpoint -> final validation -> test -> summary
+
+Every rank runs all of it; rank 0 alone logs and writes files. Decisions every rank must share
+(stop, save) are taken by rank 0 and shared with one small all-reduce.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+from torch.utils.data import DataLoader
+
+from fastpack.errors import UserError
+
+from trainer import checkpoint as ckpt
+from trainer import distributed as D
+from trainer.budget import Budget, format_duration
+from trainer.config import RunConfig, save_config
+from trainer.data import PackedDataset, ResumableBatchSampler
+from trainer.evaluation import EvalSet, eval_record, evaluate, make_eval_set
+from trainer.launch import RunOptions
+from trainer.model import GPT, IGNORE_INDEX
+from trainer.optim import build_optimizer
+from trainer.outputs import (LOSS_PNG, METRICS, RUN_CONFIG, SAMPLES, SUMMARY, MetricsLog, perplexity, plot_loss,
+                             prepare_plotting, write_partial_summary, write_summary)
+from trainer.plan import prepare
+from trainer.precision import Precision, precision_for
+from trainer.resume import (Progress, copy_previous_metrics, resolve_resume, restore_progress, restore_rng,
+                            rng_state)
+from trainer.sampling import load_sentencepiece, prompt_prefix, write_samples
+from trainer.schedule import CosineSchedule
+from trainer.summary import build_summary, fmt
+
+
+class Trainer:
+    """One run of the loop on this process."""
+
+    def __init__(self, config: RunConfig, options: RunOptions, log: Callable[[str], None] = print) -> None:
+        self.config, self.options, self._log = config, options, log
+        self.output_dir = options.output_dir
+        self.ckpt_dir = options.output_dir / ckpt.CHECKPOINT_DIR
+        self.bar = None  # the tqdm bar with --show-progress (rank 0)
+
+    def log(self, message: str) -> None:
+        if self.dist.is_main:
+            if self.bar is not None:
+                self.bar.write(message)
+            else:
+                self._log(message)
+
+    def run(self) -> dict[str, Any]:
+        owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
+        self.dist = D.init_distributed(self.options.device)
+        try:
+            self.setup()
+            stop_reason = self.train()
+            summary = self.finish(stop_reason)
+            # Leave together: a rank tearing down gloo while rank 0 still writes can abort at exit.
+            D.barrier(self.dist)
+            return summary
+        finally:
+            self._close_bar()
+            if owns_group:
+                D.close_distributed()
+
+    # --- setup ---------------------------------------------------------------------------------
+    def setup(self) -> None:
+        self.session_start = time.time()
+        self.plan = prepare(self.config, root=self.options.root, packed_dir=self.options.packed_dir, log=self.log)
+        meta = self.plan.train[0].meta
+        self.eos_id, self.prompt_prefix = meta.eos_id, prompt_prefix(meta)
+        self.precision: Precision = precision_for(self.config.training.precision, self.dist.device)
+        if self.precision.note:
+            self.log(f"note: {self.precision.note}")
+        if self.dist.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores where there are any
+            torch.backends.cudnn.allow_tf32 = True
+        self._build_model()
+        self._resume()
+        self._build_data()
+        self._prepare_outputs()
+        self._wrap_model()
+        self._announce()
+
+    def _build_model(self) -> None:
+        t, device = self.config.training, self.dist.device
+        torch.manual_seed(t.seed)  # same initial weights on every rank
+        self.raw_model = GPT(self.plan.model_args).to(device)
+        self.optimizer = build_optimizer(self.raw_model, t, device)
+        self.scaler = self.precision.grad_scaler()
+        self.schedule = CosineSchedule(t.lr, t.min_lr, t.warmup_steps, t.max_steps)
+        self.progress = Progress()
+
+    def _resume(self) -> None:
+        t, info = self.config.training, self.dist
+        # Rank 0 picks the checkpoint, every rank loads it.
+        path = resolve_resume(self.options.resume, self.ckpt_dir) if info.is_main else None
+        self.resumed_from = D.broadcast_object(str(path) if path else None, info)
+        if self.resumed_from:
+            self._restore(self.resumed_from)
+        else:
+            torch.manual_seed(t.seed + 1 + info.rank)  # dropout differs across ranks
+
+    def _restore(self, path: str) -> None:
+        p = self.progress
+        state = ckpt.load_checkpoint(path)
+        ckpt.check_shape(state, self.plan.model_args.shape_dict(), path)
+        self.raw_model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler") and self.precision.uses_scaler:
+            self.scaler.load_state_dict(state["scaler"])
+        changed = self.schedule.differences(state.get("scheduler") or {})
+        if changed:
+            self.log(f"note: the schedule differs from the checkpoint's ({', '.join(changed)}); using the config's")
+        restore_progress(state, p)
+        restore_rng(state, self.dist, seed=self.config.training.seed, step=p.step, log=self.log)
+        self.log(f"resumed from {path} at step {p.step} ({p.tokens_seen:,} tokens seen)")
+        if self.dist.is_main and self.ckpt_dir.is_dir():
+            ckpt.remove_after(self.ckpt_dir, p.step, log=self.log)
+
+    def _build_data(self) -> None:
+        """The endless shuffled stream for training, fixed evenly spaced sets for evaluation."""
+        t, info = self.config.training, self.dist
+        train_ds = PackedDataset(self.plan.train, mask_overlap=not t.loss_on_overlap, document_attention=t.document_attention)
+        sampler = ResumableBatchSampler(len(train_ds), t.batch_size, rank=info.rank, world_size=info.world_size,
+                                        seed=t.seed, start=self.progress.data_position)
+        # The loader gets its own generator: the global RNG belongs to dropout, and resume restores it.
+        self.loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=t.num_workers,
+                                 pin_memory=info.device.type == "cuda", generator=torch.Generator())
+        self.n_train_windows = len(train_ds)
+        self.val: EvalSet = make_eval_set(self.plan.val, t.eval_batches, t, info)
+        self.test: EvalSet = make_eval_set(self.plan.test, t.test_batches, t, info)
+
+    def _prepare_outputs(self) -> None:
+        self.metrics = MetricsLog(self.output_dir / METRICS)
+        if self.dist.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.output_dir / RUN_CONFIG)
+            if self.resumed_from and not self.metrics.path.exists():
+                copy_previous_metrics(Path(self.resumed_from), self.metrics.path)
+            self.metrics.start(self.progress.step if self.resumed_from else None)
+            if not self.resumed_from:
+                (self.output_dir / SAMPLES).unlink(missing_ok=True)
+            (self.output_dir / SUMMARY).unlink(missing_ok=True)
+            prepare_plotting()  # the import now, not inside the first eval the time budget measures
+        self.sentencepiece = load_sentencepiece(self.plan, self.config.training, self.log) if self.dist.is_main else None
+
+    def _wrap_model(self) -> None:
+        info, model = self.dist, self.raw_model
+        self.ddp = None
+        if info.enabled:
+            model = self.ddp = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+        if self.config.training.compile:
+            # Compiling the DDP wrapper lets dynamo split graphs at DDP's gradient buckets (DDPOptimizer).
+            model = torch.compile(model)
+        self.model = model
+
+    def _announce(self) -> None:
+        t, info, args = self.config.training, self.dist, self.plan.model_args
+        self.n_params = self.raw_model.num_parameters()
+        self.tokens_per_step = t.batch_size * t.grad_accum * info.world_size * args.context_len
+        self.budget = Budget(self.options.deadline, total=self.options.budget_total, micro_steps=t.grad_accum,
+                             checkpoint_guess=0.5 + 12 * self.n_params / 200e6)  # weights + Adam moments at ~200 MB/s
+        self.log(f"model {self.config.model.preset}: {self.n_params / 1e6:.2f}M parameters, {args.n_layer} layers, "
+                 f"d_model {args.d_model}, context {args.context_len}, vocab {args.vocab_size} | {info.device} "
+                 f"x{info.world_size}, {self.precision.name} | {self.n_train_windows:,} train windows, "
+                 f"{self.tokens_per_step:,} tokens/step, {t.max_steps} steps")
+
+    # --- the loop ------------------------------------------------------------------------------
+    def train(self) -> str:
+        """Train until max_steps, --stop-at-step or the time budget; returns which."""
+        t, p = self.config.training, self.progress
+        max_steps = t.max_steps if self.options.stop_at_step is None else min(t.max_steps, self.options.stop_at_step)
+        self._open_bar()
+        train_iter = iter(self.loader)
+        self._start_session()
+        self.model.train()
+        while True:
+            stop_reason = self._stop_check(max_steps)  # may also write a checkpoint that is due by the clock
+            if stop_reason:
+                return stop_reason
+
+            # The step: forward/backward over grad_accum micro-batches -> clip -> optimizer step.
+            started = time.time()
+            lr = self.schedule(p.step)
+            loss_sum, targets, grad_norm = self.train_step(train_iter, lr)
+            self._count_step(time.time() - started)
+
+            if p.step % t.log_interval == 0 or p.step == max_steps or p.step == 1:
+                self._log_step(loss_sum, targets, lr, grad_norm)
+
+            is_best = False
+            if p.step % t.eval_interval == 0 and self.val.n_batches:
+                is_best = self._validate()
+            if p.step % t.checkpoint_interval == 0 or is_best:
+                self.save(is_best=is_best)
+
+    def _start_session(self) -> None:
+        p = self.progress
+        # A checkpoint of this step already exists when resuming from this run's own folder.
+        own = self.resumed_from is not None and Path(self.resumed_from).resolve().parent == self.ckpt_dir.resolve()
+        self.last_saved, self.last_save_time, self.last_eval_step = (p.step if own else -1), time.time(), -1
+        self.session_tokens, self.session_train_s = 0, 0.0
+        self.last_log = (p.train_seconds, p.step)  # train seconds and step of the previous log line
+        self.bad_logs = 0
+
+    def _stop_check(self, max_steps: int) -> Optional[str]:
+        """Why to stop before the next step (None: go on); writes a checkpoint first when one is due by the clock."""
+        t, info, p, budget = self.config.training, self.dist, self.progress, self.budget
+        # Every rank must agree on stopping and saving: rank 0 decides, one tiny all-reduce shares it.
+        # (In one process this is host-side bookkeeping, no device sync.)
+        over_budget = info.is_main and budget.should_stop(val_batches=self.val.n_batches, test_batches=self.test.n_batches)
+        save_due = info.is_main and time.time() - self.last_save_time >= t.checkpoint_minutes * 60
+        over_budget, save_due = D.all_reduce_max([int(over_budget), int(save_due)], info)
+        if save_due and self.last_saved != p.step and p.step > 0:
+            self.save(is_best=False)
+        if p.step >= max_steps:
+            return "max_steps" if p.step >= t.max_steps else "stop_at_step"
+        if over_budget:
+            self.log(f"time budget: stopping at step {p.step} with {format_duration(budget.remaining())} left")
+            return "time_budget"
+        return None
+
+    def train_step(self, train_iter, lr: float) -> tuple[torch.Tensor, float, torch.Tensor]:
+        """One optimizer step over grad_accum micro-batches: (summed loss, global target count, grad norm)."""
+        t, info = self.config.training, self.dist
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        micro = [next(train_iter) for _ in range(t.grad_accum)]
+        # The loss is a mean over every unmasked target of the global batch: summed per micro-batch and
+        # divided by the global count (an all-reduce of one integer; the labels are still on the host).
+        (targets,) = D.all_reduce_sum([sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in micro)], info)
+        # DDP averages gradients over ranks; multiplying by the world size turns that back into a sum.
+        scale = info.world_size / max(targets, 1.0)
+        loss_sum = torch.zeros((), device=info.device)
+        for i, batch in enumerate(micro):
+            batch = {k: v.to(info.device, non_blocking=True) for k, v in batch.items()}
+            # No gradient all-reduce on accumulation micro-steps: only the last one syncs.
+            last = i == t.grad_accum - 1
+            with self.ddp.no_sync() if self.ddp is not None and not last else contextlib.nullcontext():
+                with self.precision.autocast():
+                    _, loss = self.model(batch["input_ids"], batch["labels"], doc_ids=batch.get("doc_ids"),
+                                         position_ids=batch.get("position_ids"))
+                # fp16: the scaler multiplies the loss so small gradients survive; unscaled before clipping.
+                self.scaler.scale(loss * scale).backward()
+            loss_sum += loss.detach()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(),
+                                                   t.grad_clip if t.grad_clip > 0 else float("inf"))
+        self.scaler.step(self.optimizer)  # skipped by the scaler when fp16 gradients overflowed
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss_sum, targets, grad_norm
+
+    def _count_step(self, seconds: float) -> None:
+        t, p = self.config.training, self.progress
+        p.step += 1
+        p.data_position += t.batch_size * self.dist.world_size * t.grad_accum
+        p.tokens_seen += self.tokens_per_step
+        p.train_seconds += seconds
+        self.session_tokens += self.tokens_per_step
+        self.session_train_s += seconds
+        self.budget.record_step(seconds)
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def _log_step(self, loss_sum: torch.Tensor, targets: float, lr: float, grad_norm: torch.Tensor) -> None:
+        p = self.progress
+        # .item() waits for the device: only on logging steps.
+        (total,) = D.all_reduce_sum([loss_sum.item()], self.dist)
+        p.last_loss = total / max(targets, 1.0)
+        self.bad_logs = 0 if math.isfinite(p.last_loss) else self.bad_logs + 1
+        if self.bad_logs >= 3:
+            raise UserError(f"training diverged: loss {p.last_loss} at step {p.step} (3 logs in a row); "
+                            "lower training.lr, or use bf16/fp32")
+        # Throughput of the training steps alone (evals and checkpoints in between excluded).
+        last_train_s, last_step = self.last_log
+        tok_s = (p.step - last_step) * self.tokens_per_step / max(p.train_seconds - last_train_s, 1e-9)
+        self.last_log = (p.train_seconds, p.step)
+        self._report_train(lr, float(grad_norm), tok_s, time.time())
+
+    def _report_train(self, lr: float, grad_norm: float, tok_s: float, now: float) -> None:
+        p, t = self.progress, self.config.training
+        if not self.dist.is_main:
+            return
+        self.metrics.write({"step": p.step, "loss": p.last_loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tok_s,
+                            "tokens_seen": p.tokens_seen, "elapsed_s": now - self.session_start})
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{p.last_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:,.0f}")
+        else:
+            self.log(f"step {p.step}/{t.max_steps} | loss {p.last_loss:.4f} | lr {lr:.2e} | grad {grad_norm:.3f} "
+                     f"| {tok_s:,.0f} tok/s | {format_duration(now - self.session_start)}")
+
+    def _validate(self) -> bool:
+        """The periodic validation; whether it is the best so far."""
+        p = self.progress
+        p.last_val = self.eval_and_report("val")
+        self.last_eval_step = p.step
+        is_best = p.last_val < p.best_val
+        p.best_val = min(p.best_val, p.last_val)
+        return is_best
+
+    # --- evaluation, samples, checkpoints --------------------------------------------------------
+    def eval_and_report(self, which: str) -> float:
+        step, started = self.progress.step, time.time()
+        eval_set: EvalSet = getattr(self, which)
+        loss = evaluate(self.raw_model, eval_set, self.precision, self.dist)
+        seconds = time.time() - started
+        if self.dist.is_main:
+            self.metrics.write(eval_record(which, step, loss, seconds))
+            sliding = " (sliding window)" if eval_set.sliding else ""
+            self.log(f"eval step {step}: {which} loss {loss:.4f}, perplexity {fmt(perplexity(loss), 2)}{sliding}")
+            if which == "val":
+                plot_loss(self.metrics.read(), self.output_dir / LOSS_PNG)
+                write_samples(self.sentencepiece, self.raw_model, self.output_dir / SAMPLES, step, t=self.config.training,
+                              precision=self.precision, prefix=self.prompt_prefix, eos_id=self.eos_id)
+                write_partial_summary(self.output_dir / SUMMARY, build_summary(self, "running", None), loss)
+        if which == "val":
+            self.budget.record_eval(seconds, self.val.n_batches, time.time() - started - seconds)
+        return loss
+
+    def time_for(self, batches: int, *, extras: bool) -> bool:
+        """Whether an evaluation of `batches` (with its plot and samples) still fits the budget (rank 0 decides for all)."""
+        budget = self.budget
+        ok = self.dist.is_main and (budget.deadline is None
+                                    or budget.remaining() > 1.2 * budget.eval_estimate(batches, extras=extras) + budget.margin)
+        return bool(D.all_reduce_max([int(ok)], self.dist)[0])
+
+    def save(self, *, is_best: bool) -> None:
+        p, started = self.progress, time.time()
+        rng = D.gather_objects(rng_state(self.dist.device), self.dist)  # every rank's dropout stream
+        if self.dist.is_main:
+            state = {
+                "format": ckpt.FORMAT, "version": ckpt.VERSION, "step": p.step, "tokens_seen": p.tokens_seen,
+                "data_position": p.data_position, "model": self.raw_model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict() if self.precision.uses_scaler else None,
+                "scheduler": self.schedule.state_dict(), "rng": rng,
+                "best_val_loss": None if math.isinf(p.best_val) else p.best_val, "val_loss": p.last_val,
+                "train_seconds": p.train_seconds, "model_args": self.plan.model_args.to_dict(),
+                "config": self.config.to_dict(), "world_size": self.dist.world_size,
+                "tokenizer_dir": str(self.plan.tokenizer_dir), "precision": self.precision.name,
+                "prompt_prefix": self.prompt_prefix, "eos_id": self.eos_id,
+            }
+            path = ckpt.save_checkpoint(state, self.ckpt_dir, is_best=is_best, keep=self.config.training.keep_checkpoints,
+                                        max_bytes=self.config.training.max_checkpoint_gb * 1e9, log=self.log)
+            self.log(f"checkpoint {path.name}{' (best)' if is_best else ''} in {time.time() - started:.1f}s")
+        self.last_saved, self.last_save_time = p.step, time.time()
+        self.budget.record_checkpoint(time.time() - started)
+
+    # --- the end: a checkpoint first (it is what the time budget protects), then the final evals ---
+    def finish(self, stop_reason: str) -> dict[str, Any]:
+        p = self.progress
+        self._close_bar()
+        if self.last_saved != p.step and p.step > 0:
+            self.save(is_best=False)
+        self._final_validation()
+        test_loss = None
+        if self.test.n_batches:
+            if self.time_for(self.test.n_batches, extras=False):
+                test_loss = self.eval_and_report("test")
+            else:
+                self.log("note: test evaluation skipped: not enough of the time budget left")
+        summary = build_summary(self, stop_reason, test_loss)
+        if self.dist.is_main:
+            write_summary(self.output_dir / SUMMARY, summary)
+            self.log(f"done: {stop_reason} at step {p.step}; val loss {fmt(p.last_val)}, test loss {fmt(test_loss)}; "
+                     f"outputs in {self.output_dir}")
+        return summary
+
+    def _final_validation(self) -> None:
+        p = self.progress
+        if not self.val.n_batches or self.last_eval_step == p.step:
+            return
+        if not self.time_for(self.val.n_batches, extras=True):
+            self.log("note: final validation skipped: not enough of the time budget left")
+            return
+        p.last_val = self.eval_and_report("val")
+        if p.last_val < p.best_val:
+            p.best_val = p.last_val
+            if self.dist.is_main and self.last_saved == p.step:
+                ckpt.mark_best(self.ckpt_dir / f"{ckpt.step_name(p.step)}.pt", p.last_val)
+
+    def _open_bar(self) -> None:
+        if self.options.show_progress and self.dist.is_main:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.config.training.max_steps, initial=self.progress.step, desc="train",
+                            dynamic_ncols=True)
+
+    def _close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

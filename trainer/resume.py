@@ -1,0 +1,90 @@
+"""Resuming: which checkpoint to start from, and putting back what it holds besides the weights.
+
+What a checkpoint holds besides the model, optimizer and scaler is `Progress` and every rank's RNG
+state; the loop writes both (`Trainer.save`) and these functions read them back.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+
+from fastpack.errors import UserError
+
+from trainer import checkpoint as ckpt
+from trainer.distributed import DistInfo
+
+
+@dataclass
+class Progress:
+    """Where training stands: what a checkpoint restores besides the model, optimizer, scaler and RNG."""
+
+    step: int = 0
+    data_position: int = 0  # samples of the endless training stream consumed (all ranks together)
+    tokens_seen: int = 0
+    best_val: float = math.inf
+    train_seconds: float = 0.0  # time in training steps, summed over sessions
+    last_val: Optional[float] = None
+    last_loss: Optional[float] = None
+
+
+def resolve_resume(resume: str | Path | None, ckpt_dir: Path) -> Optional[Path]:
+    """The checkpoint to start from, or None for a fresh start."""
+    if resume is None:
+        existing = ckpt.find_latest_checkpoint([ckpt_dir])
+        if existing is not None:
+            raise UserError(
+                f"{ckpt_dir} already holds checkpoints (newest: {existing.name}); "
+                "pass --resume auto to continue them, or choose another --output-dir"
+            )
+        return None
+    if str(resume) == "auto":
+        return ckpt.find_latest_checkpoint([ckpt_dir])
+    path = Path(resume)
+    if path.is_dir():
+        found = ckpt.find_latest_checkpoint([path])
+        if found is None:
+            raise UserError(f"{path}: no valid checkpoint in this folder")
+        return found
+    if not path.is_file():
+        raise UserError(f"{path}: checkpoint not found")
+    return path
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """This process's RNG streams (dropout), saved per rank."""
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_progress(state: dict[str, Any], progress: Progress) -> None:
+    progress.step, progress.data_position = int(state["step"]), int(state["data_position"])
+    progress.tokens_seen = int(state["tokens_seen"])
+    progress.train_seconds = float(state.get("train_seconds", 0.0))
+    progress.best_val = state["best_val_loss"] if state.get("best_val_loss") is not None else math.inf
+    progress.last_val = state.get("val_loss")
+
+
+def restore_rng(state: dict[str, Any], info: DistInfo, *, seed: int, step: int, log: Callable[[str], None]) -> None:
+    rng = state.get("rng") or []
+    if len(rng) == info.world_size:
+        # Exact continuation: this rank's dropout stream goes on where it stopped.
+        torch.set_rng_state(rng[info.rank]["torch"])
+        if info.device.type == "cuda" and "cuda" in rng[info.rank]:
+            torch.cuda.set_rng_state(rng[info.rank]["cuda"], info.device)
+    else:
+        log(f"note: world size {len(rng)} -> {info.world_size}: dropout RNG reseeded, data order kept")
+        torch.manual_seed(seed + 7919 * step + info.rank)
+
+
+def copy_previous_metrics(resume_path: Path, target: Path) -> None:
+    """Resuming from another run's folder (Kaggle: the previous session's output): carry its metrics over."""
+    source = resume_path.resolve().parent.parent / target.name
+    if source.is_file() and source.resolve() != target.resolve():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())

@@ -1,0 +1,66 @@
+"""The final summary (summary.json, and run_training's return value): where the run stopped and how well it did."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Optional
+
+import torch
+
+from trainer.outputs import perplexity
+
+# Peak dense tensor throughput (FLOP/s) for model-FLOPs utilisation; fp16/bf16 tensor cores.
+_PEAK_FLOPS = {"T4": 65e12, "P100": 18.7e12, "V100": 125e12, "A10": 125e12, "L4": 121e12, "A100": 312e12,
+               "H100": 989e12, "H200": 989e12}
+
+
+def throughput(trainer) -> dict[str, Any]:
+    """Tokens/s of this session's training steps (evals, samples and checkpoints excluded), FLOP/s and MFU."""
+    info = trainer.dist
+    tok_s = trainer.session_tokens / trainer.session_train_s if trainer.session_train_s > 0 else None
+    flops = trainer.raw_model.flops_per_token(trainer.plan.model_args.context_len) * tok_s if tok_s else None
+    peak = None
+    if info.device.type == "cuda":
+        name = torch.cuda.get_device_name(info.device)
+        peak = next((v for k, v in _PEAK_FLOPS.items() if k in name), None)
+    return {"tokens_per_s": tok_s, "model_flops_per_s": flops,
+            "mfu": flops / (peak * info.world_size) if flops and peak else None}
+
+
+def build_summary(trainer, stop_reason: str, test_loss: Optional[float]) -> dict[str, Any]:
+    info, t, p = trainer.dist, trainer.config.training, trainer.progress
+    last, best = trainer.ckpt_dir / "last.pt", trainer.ckpt_dir / "best.pt"
+    return {
+        "status": "completed" if stop_reason == "max_steps" else "stopped",
+        "stop_reason": stop_reason,
+        "step": p.step,
+        "max_steps": t.max_steps,
+        "tokens_seen": p.tokens_seen,
+        "train_loss": p.last_loss,
+        "val_loss": p.last_val,
+        "val_ppl": perplexity(p.last_val),
+        "best_val_loss": None if math.isinf(p.best_val) else p.best_val,
+        "test_loss": test_loss,
+        "test_ppl": perplexity(test_loss),
+        "session_seconds": time.time() - trainer.session_start,
+        "train_seconds": p.train_seconds,
+        "deadline": trainer.options.deadline,  # time.time() values: a time-budgeted run ends before its deadline
+        "finished_at": time.time(),
+        **throughput(trainer),
+        "parameters": trainer.n_params,
+        "model": trainer.plan.model_args.to_dict(),
+        "preset": trainer.config.model.preset,
+        "tokens_per_step": trainer.tokens_per_step,
+        "precision": trainer.precision.name,
+        "device": str(info.device) if info.device.type == "cpu" else torch.cuda.get_device_name(info.device),
+        "world_size": info.world_size,
+        "resumed_from": trainer.resumed_from,
+        "checkpoints": {"last": str(last) if last.exists() else None, "best": str(best) if best.exists() else None},
+        "output_dir": str(trainer.output_dir),
+        "packed_dir": str(trainer.options.packed_dir),
+    }
+
+
+def fmt(value: Optional[float], digits: int = 4) -> str:
+    """A loss or perplexity for a log line: n/a when missing or nan."""
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
