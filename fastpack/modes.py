@@ -17,10 +17,16 @@ class Mode:
     name: ClassVar[str]
     pads_every_document: ClassVar[bool] = False  # a document's last window is padded, whatever pad_last says
     passes: ClassVar[int] = 1  # reads of the input
+    strides: ClassVar[bool] = True  # False: stride must be seq_len (whole documents, no overlap)
     overlap: ClassVar[Literal["stream", "none", "document"]]  # stride < seq_len: what a window repeats of the last
 
     def check(self, spec: "PackSpec", label) -> None:
         """Raise a UserError for a spec this mode cannot pack (`label(key)` names a setting as the caller spelled it)."""
+        from fastpack.errors import UserError
+
+        if not self.strides and spec.stride != spec.seq_len:
+            raise UserError(f"--mode {self.name} places whole documents: {label('stride')} must equal "
+                            f"{label('seq_len')} ({spec.seq_len})")
 
     def pads(self, spec: "PackSpec") -> bool:
         return spec.pad_last or self.pads_every_document
@@ -73,14 +79,8 @@ class BestFit(Mode):
     name = "bestfit"
     pads_every_document = True
     passes = 2  # lengths first, then every piece to its slot
+    strides = False
     overlap = "none"
-
-    def check(self, spec, label) -> None:
-        from fastpack.errors import UserError
-
-        if spec.stride != spec.seq_len:
-            raise UserError(f"--mode bestfit places whole documents: {label('stride')} must equal "
-                            f"{label('seq_len')} ({spec.seq_len})")
 
     def windower(self, spec, sink, boundaries=None):
         from fastpack.bestfit import BestFitWindower

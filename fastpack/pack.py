@@ -234,7 +234,7 @@ def warm_up(spec: PackSpec) -> float:
     started = time.perf_counter()
     dispatchers = _kernels()
     misses = sum(sum(d.stats.cache_misses.values()) for d in dispatchers)
-    pack_arrays([[1, 2, 3]], seq_len=2, stride=2 if spec.mode == "bestfit" else 1, mode=spec.mode, eos_id=0,
+    pack_arrays([[1, 2, 3]], seq_len=2, stride=1 if spec.mode_object.strides else 2, mode=spec.mode, eos_id=0,
                 pad_id=1, pad_last=True, dtype=spec.dtype)
     buf = np.frombuffer(b'{"ids": [1]}\n', np.uint8).copy()
     bounds = jsonscan.split_points(buf, buf.size, 1)

@@ -22,10 +22,10 @@ def with_tokenizer_defaults(config: Config, root: Path, required: bool = False) 
     info_path = config.paths.resolve(root, "tokenizer_dir") / TOKENIZER_INFO
     if not info_path.is_file() and not required:
         return config, {}, info_path
-    info = load_tokenizer_info(info_path)
+    tokenizer = load_tokenizer_info(info_path)
     pk = config.packing
-    filled = {k: v for k, v in (("eos_id", info.id_or_none("eos")), ("pad_id", info.id_or_none("pad")),
-                                ("vocab_size", info.vocab_size)) if getattr(pk, k) is None and v is not None}
+    filled = {k: v for k, v in (("eos_id", tokenizer.id_or_none("eos")), ("pad_id", tokenizer.id_or_none("pad")),
+                                ("vocab_size", tokenizer.vocab_size)) if getattr(pk, k) is None and v is not None}
     return config.replace("packing", **filled), filled, info_path
 
 
