@@ -65,15 +65,15 @@ def build(dest: Path) -> list[Path]:
     NUMBA_CPU_NAME=generic and an empty NUMBA_CACHE_DIR (bundle.wheel does)."""
     from numba.core import config
 
-    from fastpack.pack import PackParams, warm_up
+    from fastpack.pack import warm_up
+    from fastpack.spec import PackSpec
 
     if not config.CACHE_DIR or config.CPU_NAME != "generic":
         raise RuntimeError("build() needs NUMBA_CACHE_DIR set and NUMBA_CPU_NAME=generic")
     for mode in ("concat", "document"):
         for dtype in ("int32", "uint16"):
-            params = PackParams.from_arguments(seq_len=1024, stride=None, mode=mode, eos_id=0, add_eos=True, pad_id=0,
-                                               dtype=dtype)
-            warm_up(params, jsonl=True, arrow=True)
+            warm_up(PackSpec.from_keywords(seq_len=1024, mode=mode, eos_id=0, pad_id=0, dtype=dtype), jsonl=True,
+                    arrow=True)
     dest.mkdir(parents=True, exist_ok=True)
     made = []
     for src in sorted(Path(config.CACHE_DIR).rglob("*")):
