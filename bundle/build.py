@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from fastpack._version import __version__
-from fastpack.atomic import atomic_path, write_json_atomic
+from fastpack import faults
+from fastpack.atomic import atomic_path, naming, reclaim_temps, temp_path_for, write_json_atomic
 from fastpack.config import Config, find_config, load_config
 from fastpack.errors import UserError
 
 from bundle.copy import byte_bar, copy_and_hash, hash_file
 from bundle.layout import KAGGLE_METADATA_NAME, MANIFEST_NAME, Plan, PlannedFile, make_plan
-from bundle.manifest import FileEntry, Manifest, created_now
+from bundle.manifest import FileEntry, Manifest, created_from
 from bundle.zipper import write_zip, zip_path_for
 
 MANY_FILES = 100  # Kaggle caps a dataset's file count; past this, say so
@@ -102,8 +103,12 @@ def build_bundle(options: BundleOptions, log: Callable[[str], None] = print) -> 
     if not options.allow_missing:
         plan.require_complete()
 
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
+    reclaimed = reclaim_temps(out.parent)  # `.NAME.tmp-*` folders and zips of killed builds
+    if reclaimed:
+        result.notes.append(reclaimed.describe())
+    tmp = temp_path_for(out)
+    with naming(tmp):
+        tmp.mkdir(parents=True)
     try:
         manifest = _assemble(plan, tmp, options, meta, result)
         entries = manifest.files
@@ -119,8 +124,10 @@ def build_bundle(options: BundleOptions, log: Callable[[str], None] = print) -> 
         else:
             _swap(tmp, out)
             result.notes += _drop_stale_zip(zip_path_for(out))
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
+            exc.filename = str(out)  # a write on a full disk names no file
         raise
     result.manifest, result.seconds = manifest, time.perf_counter() - start
     if len(entries) > MANY_FILES:
@@ -136,7 +143,7 @@ def _assemble(plan: Plan, tmp: Path, options: BundleOptions, meta: Optional[dict
     result.copy_seconds = time.perf_counter() - start
     if options.include_code:
         entries += _add_code(tmp)
-    manifest = Manifest(fastpack_version=__version__, created=created_now(), options=options.recorded(),
+    manifest = Manifest(fastpack_version=__version__, created=created_from(f.path for f in plan.files if f.path), options=options.recorded(),
                         files=entries, missing=plan.missing)
     manifest.write(tmp)
     if meta is not None:
@@ -217,6 +224,7 @@ def _add_code(tmp: Path) -> list[FileEntry]:
 
 def _swap(tmp: Path, out: Path) -> None:
     """Put the new bundle in place: rename the old one aside, rename the new one in, delete the old."""
+    faults.before_commit(out)
     if not out.exists():
         os.rename(tmp, out)
         return

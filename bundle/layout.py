@@ -182,7 +182,7 @@ def make_plan(root: Path, config: Config, *, include_reports: bool = False,
 
     if refused:
         raise UserError(f"refusing {len(refused)} path(s) that reach outside the data root {root}: "
-                        f"{'; '.join(refused)}. A bundle is often uploaded publicly: copy what you mean "
+                        f"{'; '.join(refused[:5])}{f'; and {len(refused) - 5} more' if len(refused) > 5 else ''}. A bundle is often uploaded publicly: copy what you mean "
                         f"to share into the root")
     # The same file named twice (a report matched by its name and by the glob) is one entry.
     plan.files = sorted(taken.values(), key=lambda f: f.bundle_path)

@@ -3,7 +3,7 @@
     {
       "kind": "fastpack-bundle", "format_version": 1,
       "fastpack_version": "0.1.0",
-      "created": "2025-01-31T12:00:00Z",         # UTC; SOURCE_DATE_EPOCH pins it (reproducible builds)
+      "created": "2025-01-31T12:00:00Z",         # UTC mtime of the newest input (SOURCE_DATE_EPOCH pins it)
       "options": {...},                          # the command's options, minus --root/--out (they name
                                                  # local folders, and the bundle is often public)
       "files": [                                 # sorted by path; never lists itself or dataset-metadata.json
@@ -29,7 +29,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from fastpack.atomic import write_json_atomic
 from fastpack.errors import UserError
@@ -113,11 +113,14 @@ def _safe(path: Any, source: str) -> str:
     return path
 
 
-def created_now() -> str:
-    """UTC build time, seconds; `SOURCE_DATE_EPOCH` (the reproducible-builds convention) pins it."""
+def created_from(sources: Iterable[Path]) -> str:
+    """UTC time of the newest input (seconds), so two builds of the same inputs give the same bytes.
+
+    `SOURCE_DATE_EPOCH` (the reproducible-builds convention) pins it instead; no inputs: the epoch.
+    """
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     try:
-        seconds = int(epoch) if epoch else int(time.time())
+        seconds = int(epoch) if epoch else max((int(os.stat(p).st_mtime) for p in sources), default=0)
     except ValueError:
         raise UserError(f"SOURCE_DATE_EPOCH must be an integer, got {epoch!r}") from None
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))

@@ -41,6 +41,16 @@ class AuditReport:
         return not self.problems
 
 
+def _beside(meta_path: Path, recorded: str, suffix: str) -> Path:
+    """The file the meta names, or (a split copied under a new name) the one named like the meta."""
+    named = meta_path.with_name(recorded)
+    renamed = meta_path.with_name(meta_path.name[: -len(".meta.json")] + suffix)
+    for path in (named, renamed):
+        if path.is_file():
+            return path
+    raise UserError(f"{meta_path}: names {recorded}, which is not beside it (nor is {renamed.name})")
+
+
 def audit(packed: str | Path, inputs: Sequence[str | Path] | None = None) -> AuditReport:
     """Check a packed split against its sources (default: the paths its meta records)."""
     from fastpack.pack import PackParams, _batches
@@ -50,8 +60,10 @@ def audit(packed: str | Path, inputs: Sequence[str | Path] | None = None) -> Aud
     from fastpack.sources import shard_parts
 
     packed = Path(packed)
-    meta = read_meta(meta_path_for(packed if packed.suffix in (".npy", ".pt") else packed.with_suffix(".npy")))
-    array_path = packed.with_name(meta["files"]["npy"] or meta["files"]["pt"])
+    meta_path = meta_path_for(packed if packed.suffix in (".npy", ".pt") else packed.with_suffix(".npy"))
+    meta = read_meta(meta_path)
+    kind = "npy" if meta["files"]["npy"] else "pt"
+    array_path = _beside(meta_path, meta["files"][kind], f".{kind}")
     windows = _open_windows(array_path)
     params_dict = dict(meta["params"], fields=tuple(meta["params"]["fields"]))
     params = PackParams(**params_dict)
@@ -67,7 +79,7 @@ def audit(packed: str | Path, inputs: Sequence[str | Path] | None = None) -> Aud
     if windows.shape != expected_shape:
         report.problem(f"{array_path}: shape {windows.shape}, the meta says {expected_shape}")
         return report
-    boundaries = read_boundaries(packed.with_name(meta["docs"])) if meta.get("docs") else None
+    boundaries = read_boundaries(_beside(meta_path, meta["docs"], ".docs.npz")) if meta.get("docs") else None
     checker = {"concat": _ConcatCheck, "document": _DocumentCheck, "bestfit": _BestfitCheck}[params.mode]
     checker(windows, params, boundaries, report).run(batches)
     report.numbers["skipped_lines"] = bad.count

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastpack.atomic import atomic_path, temp_path_for
+from fastpack.atomic import Staging, atomic_path, temp_path_for
 from fastpack.writers import NpyWriter
 
 ARRAYS = {"window_offsets": np.int64, "segment_lengths": np.int32, "segment_docs": np.int64}
@@ -53,14 +53,21 @@ class BoundariesWriter:
         self._writers["segment_docs"].write(np.ascontiguousarray(docs, np.int64))
 
     def finish(self) -> Path:
-        for writer in self._writers.values():
-            writer.close()
         with atomic_path(self.final) as tmp:
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for name, path in self._tmp.items():
-                    zf.write(path, f"{name}.npy")
+            self._zip_into(tmp)
         self.abort()
         return self.final
+
+    def stage(self, staging: Staging) -> None:
+        """Zip the sidecar into a temp that `staging` renames together with the arrays."""
+        self._zip_into(staging.stage(self.final))
+
+    def _zip_into(self, target: Path) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, path in self._tmp.items():
+                zf.write(path, f"{name}.npy")
 
     def abort(self) -> None:
         for name, writer in self._writers.items():

@@ -83,6 +83,11 @@ def _pack(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     if (args.input is None) != (args.output is None):
         raise UserError("--input and --output go together (or give neither to pack the config's splits)")
+    if args.output and Path(args.output).is_dir():
+        raise UserError(f"--output {args.output}: an existing folder; name the array file, "
+                        f"e.g. --output {Path(args.output) / 'train.npy'}")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
     jobs, config = _plan(args)
     if args.threads:
         import numba

@@ -15,5 +15,7 @@ def read_json(path: str | Path, not_found: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path}: {not_found}") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: a folder, expected a JSON file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid JSON ({exc})") from None

@@ -15,10 +15,11 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from fastpack._version import __version__
-from fastpack.atomic import atomic_path, temp_path_for, write_json_atomic
+from fastpack.atomic import Reclaimed, Staging, naming, reclaim_temps, temp_path_for, write_json_atomic
 from fastpack.bestfit import pack_bestfit
 from fastpack.boundaries import BoundariesWriter, docs_path_for
 from fastpack.errors import UserError
+from fastpack.locks import lock_path_for, output_lock
 from fastpack.meta import FORMAT_VERSION, meta_path_for, read_meta
 from fastpack.readers import (BLOCK_BYTES, DEFAULT_FIELDS, ArrowReader, BadLines, IdLimits, JsonlReader, Separators,
                               TokenBatch, add_separators)
@@ -129,6 +130,7 @@ class PackSummary:
     compile_seconds: float = 0.0
     up_to_date: bool = False
     bad_line_examples: list[str] = field(default_factory=list)
+    reclaimed: Reclaimed = field(default_factory=Reclaimed)
 
     @property
     def tokens_per_s(self) -> float:
@@ -137,8 +139,10 @@ class PackSummary:
     def format(self) -> str:
         c = self.counts
         where = ", ".join(self.files.values())
+        note = f"\n  {self.reclaimed.describe()}" if self.reclaimed else ""
         if self.up_to_date:
-            return f"{self.name}: up to date ({self.shape[0]:,} windows x {self.shape[1]}) -> {where} (use --force to re-pack)"
+            return (f"{self.name}: up to date ({self.shape[0]:,} windows x {self.shape[1]}) -> {where} "
+                    f"(use --force to re-pack)" + note)
         out = max(c["tokens_out"], 1)
         lines = [
             f"{self.name}: {self.shape[0]:,} windows x {self.shape[1]} ({self.dtype}) -> {where}",
@@ -150,7 +154,7 @@ class PackSummary:
             + (f" (first run: {self.compile_seconds:.1f} s compiling kernels, cached from now on)" if self.compile_seconds else ""),
         ]
         lines += [f"  skipped {example}" for example in self.bad_line_examples]
-        return "\n".join(lines)
+        return "\n".join(lines) + note
 
 
 def output_files(output: str | os.PathLike, fmt: str, num_shards: int = 1, shard_index: int = 0) -> dict[str, Path]:
@@ -209,50 +213,68 @@ def pack_sequences(
     meta_path = meta_path_for(next(iter(files.values())))
     sources = describe_sources(paths)
     name = meta_path.name[: -len(".meta.json")]
-    if not force:
-        meta = fresh_meta(meta_path, params, sources, files)
-        if meta is not None:
-            return PackSummary(name, {k: str(p) for k, p in files.items()}, str(meta_path), tuple(meta["shape"]),
-                               meta["dtype"], meta["counts"], time.perf_counter() - started, up_to_date=True)
-    compile_seconds = warm_up(params)
+    with output_lock(lock_path_for(meta_path.parent, name), f"{meta_path.parent / name} (packed split)"):
+        reclaimed = reclaim_temps(meta_path.parent)
+        if not force:
+            meta = fresh_meta(meta_path, params, sources, files)
+            if meta is not None:
+                return PackSummary(name, {k: str(p) for k, p in files.items()}, str(meta_path), tuple(meta["shape"]),
+                                   meta["dtype"], meta["counts"], time.perf_counter() - started, up_to_date=True,
+                                   reclaimed=reclaimed)
+        compile_seconds = warm_up(params)
+        bad = BadLines(skip=on_bad_line == "skip")
+        progress = _progress(parts, show_progress, name, passes=2 if params.mode == "bestfit" else 1)
+        with naming(meta_path.parent):
+            rows, window_counts = _write_outputs(parts, params, files, meta_path, bad, block_bytes, progress)
+        counts = asdict(window_counts) | {"tokens_out": rows * params.seq_len, "skipped_lines": bad.count}
+        meta = {
+            "format_version": FORMAT_VERSION, "fastpack_version": __version__, "name": name,
+            "files": {"npy": None, "pt": None} | {k: p.name for k, p in files.items()},
+            "docs": docs_path_for(meta_path).name, "shape": [rows, params.seq_len], "dtype": params.dtype,
+            "seq_len": params.seq_len, "stride": params.stride, "mode": params.mode,
+            "eos_id": params.eos_id, "bos_id": params.bos_id, "pad_id": params.pad_id, "vocab_size": params.vocab_size,
+            "counts": counts, "sources": sources, "params": params.to_dict(),
+            "shard": {"index": shard_index, "count": num_shards} if num_shards > 1 else None,
+            "config": config,
+        }
+        write_json_atomic(meta_path, meta)
+    if rows == 0:
+        print(f"warning: {name}: 0 windows: the input holds {counts['tokens_in']:,} tokens, fewer than one window of "
+              f"{params.seq_len} (pass --pad-last to keep a padded window)", file=sys.stderr)
+    return PackSummary(name, {k: str(p) for k, p in files.items()}, str(meta_path), (rows, params.seq_len),
+                       params.dtype, counts, time.perf_counter() - started, compile_seconds,
+                       bad_line_examples=bad.examples, reclaimed=reclaimed)
 
-    bad = BadLines(skip=on_bad_line == "skip")
+
+def _write_outputs(parts, params: PackParams, files: dict[str, Path], meta_path: Path, bad: BadLines,
+                   block_bytes: int, progress) -> tuple[int, WindowCounts]:
+    """Every array into its temp, then all renamed back to back: the old split stays usable until then.
+
+    The old meta stays too: until the new one is written it no longer matches the arrays
+    (`fresh_meta` sees that), and the new one follows the renames at once.
+    """
+    staging = Staging()
     npy_final = files.get("npy")
     tmp_npy = temp_path_for(npy_final or files["pt"].with_suffix(".npy"))  # a .pt is made from the .npy
-    docs_path = docs_path_for(meta_path)
-    progress = _progress(parts, show_progress, name, passes=2 if params.mode == "bestfit" else 1)
     tmp_npy.parent.mkdir(parents=True, exist_ok=True)
+    docs_path = docs_path_for(meta_path)
     boundaries = BoundariesWriter(docs_path)
     try:
         batches = lambda bad=bad: _batches(parts, params, bad, block_bytes, progress)  # noqa: E731
         rows, window_counts = _write_windows(batches, params, tmp_npy, boundaries)
         progress.close()
-        meta_path.unlink(missing_ok=True)  # from here an array without its meta reads as an interrupted pack
-        boundaries.finish()
+        boundaries.stage(staging)
         if "pt" in files:
-            with atomic_path(files["pt"]) as tmp_pt:
-                npy_to_pt(tmp_npy, tmp_pt)
+            npy_to_pt(tmp_npy, staging.stage(files["pt"]))
         if npy_final:
-            os.replace(tmp_npy, npy_final)
+            staging.stage(npy_final, tmp_npy)
+        staging.commit()
     finally:
+        staging.abort()
         boundaries.abort()
         progress.close()
         tmp_npy.unlink(missing_ok=True)
-    counts = asdict(window_counts) | {"tokens_out": rows * params.seq_len, "skipped_lines": bad.count}
-    meta = {
-        "format_version": FORMAT_VERSION, "fastpack_version": __version__, "name": name,
-        "files": {"npy": None, "pt": None} | {k: p.name for k, p in files.items()}, "docs": docs_path.name,
-        "shape": [rows, params.seq_len], "dtype": params.dtype,
-        "seq_len": params.seq_len, "stride": params.stride, "mode": params.mode,
-        "eos_id": params.eos_id, "bos_id": params.bos_id, "pad_id": params.pad_id, "vocab_size": params.vocab_size,
-        "counts": counts, "sources": sources, "params": params.to_dict(),
-        "shard": {"index": shard_index, "count": num_shards} if num_shards > 1 else None,
-        "config": config,
-    }
-    write_json_atomic(meta_path, meta)
-    return PackSummary(name, {k: str(p) for k, p in files.items()}, str(meta_path), (rows, params.seq_len),
-                       params.dtype, counts, time.perf_counter() - started, compile_seconds,
-                       bad_line_examples=bad.examples)
+    return rows, window_counts
 
 
 def _write_windows(batches, params: PackParams, npy_path: Path, boundaries) -> tuple[int, WindowCounts]:
@@ -285,6 +307,14 @@ def fresh_meta(meta_path: Path, params: PackParams, sources: list[dict], files: 
     if meta.get("params") != params.to_dict() or meta.get("sources") != sources:
         return None
     if {k for k, v in meta.get("files", {}).items() if v} != set(files) or not all(p.is_file() for p in files.values()):
+        return None
+    from fastpack.arraycheck import array_problem, newer_than
+
+    shape, dtype = meta.get("shape"), meta.get("dtype")
+    for path in [*files.values(), docs_path_for(meta_path)]:
+        if newer_than(path, meta_path):  # written after the meta: another run's, or an interrupted re-pack
+            return None
+    if not isinstance(shape, list) or any(array_problem(p, shape, dtype) for p in files.values()):
         return None
     return meta
 

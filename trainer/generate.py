@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import torch
 
 from fastpack.errors import UserError, run_main
+from fastpack.spmodel import load_sentencepiece
 from fastpack.tokenizer_info import MODEL_FILE, TOKENIZER_INFO, load_tokenizer_info
 
 from trainer.checkpoint import load_checkpoint
@@ -35,9 +36,7 @@ def _sentencepiece(tokenizer: Optional[Path], state: dict):
     model_file = folder if folder.suffix == ".model" else folder / MODEL_FILE
     if not model_file.is_file():
         raise UserError(f"{model_file}: tokenizer model not found (pass --tokenizer DIR)")
-    import sentencepiece as spm
-
-    return spm.SentencePieceProcessor(model_file=str(model_file)), model_file.parent
+    return load_sentencepiece(model_file), model_file.parent
 
 
 def build_parser() -> argparse.ArgumentParser:

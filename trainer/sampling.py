@@ -23,9 +23,9 @@ def load_sentencepiece(plan: Plan, t: TrainingConfig, log: Callable[[str], None]
     if not model_file.is_file():
         log(f"note: samples skipped: no tokenizer model at {model_file}")
         return None
-    import sentencepiece as spm
+    from fastpack.spmodel import load_sentencepiece as load
 
-    return spm.SentencePieceProcessor(model_file=str(model_file))
+    return load(model_file)  # a corrupt model: one line naming it
 
 
 def prompt_prefix(meta: dict) -> list[int]:

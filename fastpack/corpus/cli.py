@@ -10,7 +10,9 @@ import argparse
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from fastpack.atomic import Reclaimed, reclaim_temps
 from fastpack.config import CONFIG_RELPATH, Config, config_root, load_config, save_config
+from fastpack.errors import UserError
 
 DESCRIPTION = """\
 Prepare a text corpus for training: clean -> split -> tokenizer -> tokenize.
@@ -126,9 +128,14 @@ def _changes(old: Config, new: Config) -> list[str]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "workers", None) is not None and args.workers < 0:
+        raise UserError(f"--workers must be >= 1 (0: all cores), got {args.workers}")
     if args.command == "sample":
         from fastpack.corpus.sample import write_sample_corpus
 
+        if args.out.exists() and not args.out.is_dir():
+            raise UserError(f"--out {args.out}: an existing file; the sample needs a folder (it is created)")
+        _say_reclaimed(reclaim_temps(args.out))
         result = write_sample_corpus(args.out, size_mb=args.size_mb, seed=args.seed, bad_utf8=args.bad_utf8)
         print(f"sample: {len(result.files)} files, {result.bytes / 1e6:.2f} MB -> {result.out_dir}")
         return 0
@@ -137,6 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from fastpack.corpus.progress import show_progress_default
 
     config, root, path, existing = resolve_config(args)
+    _say_reclaimed(reclaim_temps(*_output_folders(config, root)))
     options = dict(force=args.force, show_progress=show_progress_default(args.show_progress))
     if args.command == "all":
         results = pipeline.prepare_corpus(config, root, workers=args.workers or None, log=_say, **options)
@@ -155,3 +163,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _say(message: str) -> None:
     print(message, flush=True)
+
+
+def _output_folders(config: Config, root: Path) -> list[Path]:
+    """Every folder a stage writes into: where a killed stage left its temps."""
+    keys = ("splits_dir", "tokenizer_dir", "tokenized_dir", "reports_dir")
+    return [root / "config", config.paths.resolve(root, "preprocessed").parent,
+            *(config.paths.resolve(root, k) for k in keys)]
+
+
+def _say_reclaimed(reclaimed: Reclaimed) -> None:
+    if reclaimed:
+        _say(reclaimed.describe())

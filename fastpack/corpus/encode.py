@@ -20,6 +20,7 @@ from fastpack.corpus.build import Build, StageResult, fingerprint, read_build, r
 from fastpack.corpus.jsonl import iter_lines, open_output, parse_record, require_file, text_of
 from fastpack.corpus.parallel import available_cpus, ordered_map, worker_pool
 from fastpack.corpus.progress import byte_bar
+from fastpack.spmodel import load_sentencepiece
 from fastpack.tokenizer_info import MODEL_FILE
 
 VERSION = 1
@@ -33,9 +34,7 @@ _SP = None  # the worker's SentencePieceProcessor
 
 def _load_model(model_path: str) -> None:
     global _SP
-    import sentencepiece as spm
-
-    _SP = spm.SentencePieceProcessor(model_file=model_path)
+    _SP = load_sentencepiece(model_path)
 
 
 def encode_chunk(task: tuple[str, list[tuple[int, bytes]]]) -> tuple[bytes, tuple[int, ...], int]:
@@ -98,6 +97,7 @@ def tokenize_splits(config: Config, root: str | Path, *, workers: Optional[int] 
     workers = max(1, min(workers, -(-total // chunk_bytes)))
     per_split: dict[str, dict] = {}
     written: list[dict] = []
+    load_sentencepiece(model)  # here, once: a pool whose workers cannot load it would respawn them forever
     summary_path.unlink(missing_ok=True)  # the marker goes first: an interrupted rebuild is redone next time
     started = time.perf_counter()
     with worker_pool(workers, _load_model, (str(model),)) as pool, \

@@ -117,7 +117,7 @@ def train_tokenizer(config: Config, root: str | Path, *, force: bool = False, sh
                 shuffle_input_sentence=True,
                 max_sentence_length=cfg.max_sentence_length,
                 num_threads=threads,
-                minloglevel=0 if show_progress else 2,
+                minloglevel=2,  # its own log is hundreds of lines; the progress bar says how far it got
             )
         except RuntimeError as exc:
             if state["error"] is not None:

@@ -1,0 +1,47 @@
+"""`python -m bundle` killed mid-build, on a full disk, and built twice without a pinned time."""
+from __future__ import annotations
+
+import calendar
+import json
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from fault_helpers import assert_one_line_error, kill9, run, start_paused, temps_under  # noqa: E402
+
+
+def test_two_builds_of_the_same_inputs_give_the_same_zip_bytes_by_default(kit, root, tmp_path, monkeypatch):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    for name in ("one", "two"):
+        proc = run("bundle", "--root", root, "--out", tmp_path / name, "--zip", "--include-reports")
+        assert proc.returncode == 0, proc.stderr
+        time.sleep(1.1)  # a clock-based timestamp would now differ
+    assert (tmp_path / "one.zip").read_bytes() == (tmp_path / "two.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "one.zip") as zf:
+        created = json.loads(zf.read("bundle_manifest.json"))["created"]
+    newest = max(int(p.stat().st_mtime) for p in root.rglob("*") if p.is_file())
+    assert calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")) <= newest  # from the inputs, not the clock
+
+
+def test_a_killed_build_leaves_its_old_bundle_and_the_next_build_reclaims_its_temps(kit, root, tmp_path):
+    out = tmp_path / "kaggle_bundle"
+    assert run("bundle", "--root", root, "--out", out, "--zip").returncode == 0
+    before = kit.tree(out)
+    zip_before = (tmp_path / "kaggle_bundle.zip").read_bytes()
+    kill9(start_paused("bundle", "--root", root, "--out", out, "--zip", "--include-reports", fault="pause:kaggle_bundle"))
+    left = temps_under(tmp_path)
+    assert {p.name.split(".tmp-")[0] for p in left if p.parent == tmp_path} == {".kaggle_bundle", ".kaggle_bundle.zip"}
+    assert kit.tree(out) == before and (tmp_path / "kaggle_bundle.zip").read_bytes() == zip_before
+    again = run("bundle", "--root", root, "--out", out, "--zip")
+    assert again.returncode == 0, again.stderr
+    assert "note: reclaimed 2 temp file(s) of killed runs" in again.stdout
+    assert temps_under(tmp_path) == []
+
+
+def test_a_full_disk_while_bundling_is_one_line_and_leaves_nothing(kit, root, tmp_path):
+    out = tmp_path / "kaggle_bundle"
+    proc = run("bundle", "--root", root, "--out", out, "--zip", fault="enospc:kaggle_bundle")
+    assert_one_line_error(proc, "disk full writing", str(out), "MB free there")
+    assert temps_under(tmp_path) == [] and not out.exists()
