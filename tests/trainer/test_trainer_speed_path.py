@@ -2,6 +2,8 @@
 checkpointing, the MFU peak table, the warmup of short runs and the micro-batch search."""
 import math
 
+import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -32,6 +34,7 @@ def segments_to_ids(segments, length):
 # -- attention -------------------------------------------------------------------------------------
 
 @pytest.mark.skipif(not flex_attention_available(), reason="this torch has no FlexAttention")
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
 def test_flex_block_mask_forward_equals_the_dense_mask_on_cpu():
     # FlexAttention runs forward-only on CPU in torch 2.13 (no backward there): compare in eval, no grad.
     model = model_of(context=64).eval()
@@ -216,3 +219,42 @@ def test_auto_batch_takes_the_largest_divisor_that_fits_a_fake_memory_limit():
 def test_oom_message_names_the_fix():
     line = oom_message(batch_size=16, seq_len=1024, preset="base", precision="fp16", auto=False)
     assert "16 x 1024" in line and "training.auto_batch_size=true" in line and "\n" not in line
+
+
+# -- the padding mask ----------------------------------------------------------------------------------
+
+def test_pad_equal_to_eos_keeps_real_eos_in_the_loss_without_document_attention(tmp_path, helpers):
+    from trainer.data import PackedDataset, find_split
+
+    eos = helpers.EOS
+    windows = np.array([[5, 6, eos, 7, 8, eos, eos, eos], [4, eos, 4, eos, 4, eos, 4, eos]], dtype=np.int32)
+    # Window 0: documents of 3 and 3 tokens (each ending in a real eos), then 2 positions of padding (= eos).
+    helpers.write_packed(tmp_path, "train", windows, pad_id=eos, eos_id=eos, mode="document", segments=[[3, 3], [8]])
+    ds = PackedDataset(find_split(tmp_path, "train", required=True))
+    assert ds[0]["labels"].tolist() == [5, 6, eos, 7, 8, eos, -100, -100]
+    assert ds[1]["labels"].tolist() == windows[1].tolist()  # full: every eos is real
+    assert "doc_ids" not in ds[0]
+    # Without the sidecar the only clue left is the token value: every eos would be masked.
+    helpers.write_packed(tmp_path / "old", "train", windows, pad_id=eos, eos_id=eos, mode="document")
+    old = PackedDataset(find_split(tmp_path / "old", "train", required=True))
+    assert old[0]["labels"].tolist() == [5, 6, -100, 7, 8, -100, -100, -100]
+
+
+def test_a_short_run_logs_its_scaled_warmup_the_kernel_and_mfu_unknown_on_cpu(lm_root):
+    import json
+
+    from fastpack.config import load_config
+    from trainer.train_lm import run_training
+
+    config = load_config(lm_root / "config" / "training_config.json",
+                         ["training.max_steps=5", "training.warmup_steps=10", "training.auto_batch_size=true"])
+    logs = []
+    summary = run_training(config, root=lm_root, output_dir=lm_root / "short", nproc=1, log=logs.append)
+    assert summary["step"] == 5
+    assert any("warmup scaled down to 0" in m for m in logs)
+    assert any("auto_batch_size needs a CUDA GPU" in m for m in logs)
+    assert any(m.startswith("mfu: peak unknown for cpu") for m in logs)
+    records = [json.loads(line) for line in (lm_root / "short" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if "loss" in r]
+    assert len(train) == 5 and all("mfu" in r and r["mfu"] is None for r in train)
+    assert train[0]["lr"] == pytest.approx(3e-3)  # no warmup left: the first step at the peak
