@@ -90,22 +90,30 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Normalise in fp32: under fp16 autocast the mean of squares overflows easily.
-        normed = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
-        return normed.type_as(x) * self.weight
+        return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).type_as(x) * self.weight
 
 
 def rotary_tables(head_dim: int, length: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of every position's angles, [length, head_dim] in the rotate-half layout (GPT-NeoX / Llama).
+
+    The sin table's first half is negated, so that rotate_half(x) * sin == roll(x, half) * signed_sin:
+    the rotation is then one roll and one fused multiply-add (see apply_rotary).
+    """
     inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
     angles = torch.outer(torch.arange(length, dtype=torch.float64), inv_freq)
-    angles = torch.cat([angles, angles], dim=-1)  # rotate_half layout (GPT-NeoX / Llama)
-    return angles.cos().float(), angles.sin().float()
+    angles = torch.cat([angles, angles], dim=-1)
+    half = head_dim // 2
+    sin = angles.sin()
+    sin[:, :half] = -sin[:, :half]
+    return angles.cos().float(), sin.float()
 
 
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: [B, H, T, D]; cos/sin broadcastable to it."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos + rotated * sin
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """x: [..., D]; cos/signed_sin (from rotary_tables) broadcastable to it.
+
+    Equals x * cos + cat(-x2, x1) * sin, with x1, x2 the halves of x.
+    """
+    return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), signed_sin)
 
 
 class KVCache:
@@ -138,11 +146,13 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin, attn_mask: Optional[DocumentMask], cache: Optional[KVCache] = None) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
+        qk, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).split([2, 1], dim=2)
         # Rotary in the activations' dtype (bf16/fp16 under autocast): q, k and v reach SDPA in one dtype,
-        # which its fused kernels need.
-        cos, sin = cos.to(q.dtype), sin.to(q.dtype)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        # which its fused kernels need. q and k rotate together, in the [B, T, H, D] layout SDPA's kernels read
+        # (as transposed views; a contiguous [B, H, T, D] makes the CPU kernel twice as slow).
+        qk = apply_rotary(qk, cos.to(qk.dtype), sin.to(qk.dtype))
+        q, k = (t.transpose(1, 2) for t in qk.unbind(2))
+        v = v.squeeze(2).transpose(1, 2)
         dropout = self.dropout if self.training else 0.0
         if cache is not None and cache.length > 0:
             start = cache.length
@@ -238,10 +248,11 @@ class GPT(nn.Module):
         start = cache.length if cache is not None else 0
         if start + T > self.args.context_len:
             raise ValueError(f"sequence of {start + T} tokens exceeds the context length {self.args.context_len}")
+        # cos/sin broadcast over [B, T, 2 (q and k), H, D].
         if position_ids is None:
-            cos, sin = self.rope_cos[start : start + T], self.rope_sin[start : start + T]
+            cos, sin = self.rope_cos[start : start + T, None, None], self.rope_sin[start : start + T, None, None]
         else:
-            cos, sin = self.rope_cos[position_ids][:, None], self.rope_sin[position_ids][:, None]
+            cos, sin = self.rope_cos[position_ids][:, :, None, None], self.rope_sin[position_ids][:, :, None, None]
         x = self.drop(self.embed(input_ids))
         attn_mask = None if doc_ids is None else DocumentMask(doc_ids, self.attention_kernel)
         for block in self.blocks:

@@ -258,3 +258,21 @@ def test_a_short_run_logs_its_scaled_warmup_the_kernel_and_mfu_unknown_on_cpu(lm
     train = [r for r in records if "loss" in r]
     assert len(train) == 5 and all("mfu" in r and r["mfu"] is None for r in train)
     assert train[0]["lr"] == pytest.approx(3e-3)  # no warmup left: the first step at the peak
+
+
+def test_rotary_equals_the_plain_rotate_half_formula():
+    from trainer.model import apply_rotary, rotary_tables
+
+    D, T, theta = 8, 5, 10000.0
+    x = torch.randn(2, 3, T, D, dtype=torch.float64)
+    cos, signed_sin = rotary_tables(D, T, theta)
+    out = apply_rotary(x.float(), cos, signed_sin)
+    half = D // 2
+    expected = torch.empty_like(x)
+    for t in range(T):
+        for i in range(half):
+            angle = t / theta ** (2 * i / D)
+            x1, x2 = x[..., t, i], x[..., t, i + half]
+            expected[..., t, i] = x1 * math.cos(angle) - x2 * math.sin(angle)
+            expected[..., t, i + half] = x2 * math.cos(angle) + x1 * math.sin(angle)
+    assert torch.allclose(out.double(), expected, atol=1e-5)
