@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from fastpack.errors import UserError
 from trainer import mfu
-from trainer.attention import DocumentMask, choose_kernel, flex_attention_available
+from trainer.attention import choose_kernel, flex_attention_available
 from trainer.batch_size import micro_batch_candidates, oom_message, pick_micro_batch, trial_fits
 from trainer.model import GPT, IGNORE_INDEX, ModelArgs, generate
 from trainer.schedule import CosineSchedule, warmup_for
