@@ -243,7 +243,7 @@ def test_pad_equal_to_eos_keeps_real_eos_in_the_loss_without_document_attention(
 def test_a_short_run_logs_its_scaled_warmup_the_kernel_and_mfu_unknown_on_cpu(lm_root):
     import json
 
-    from fastpack.config import load_config
+    from trainer.config import load_config
     from trainer.train_lm import run_training
 
     config = load_config(lm_root / "config" / "training_config.json",
