@@ -30,6 +30,7 @@ from torch.utils.data import Dataset
 
 from fastpack.errors import UserError
 from fastpack.meta import PackMeta, meta_path_for
+from fastpack.modes import MODES
 
 from trainer.model import IGNORE_INDEX
 
@@ -256,11 +257,10 @@ class PackedDataset(Dataset):
         overlap = shard.seq_len - shard.stride
         if local == 0 or overlap <= 0:
             return False
-        if shard.mode == "concat":
-            return True  # window k = stream[k*stride : k*stride + seq_len]
-        if shard.mode == "bestfit":
-            return False  # pieces never overlap
-        # document mode (or unknown): a document's first window starts fresh; compare the tokens.
+        kind = MODES[shard.mode].overlap
+        if kind != "document":
+            return kind == "stream"  # concat: window k = stream[k*stride : k*stride + seq_len]; bestfit: never
+        # document mode: a document's first window starts fresh; compare the tokens.
         array = self._open()[k]
         prev, cur = array[local - 1], array[local]
         prev = prev.numpy() if isinstance(prev, torch.Tensor) else prev
