@@ -21,12 +21,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from fastpack.config import Config, save_config
-from fastpack.errors import UserError
 
 from trainer import checkpoint as ckpt
 from trainer import distributed as D
 from trainer.budget import Budget, format_duration
 from trainer.data import PackedDataset, ResumableBatchSampler
+from trainer.guard import NonFiniteGuard, reclaim_training_temps, require_finite_weights, training_lock
 from trainer.evaluation import EvalSet, eval_record, evaluate, make_eval_set
 from trainer.launch import RunOptions
 from trainer.model import GPT, IGNORE_INDEX
@@ -62,11 +62,12 @@ class Trainer:
         owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
         self.dist = D.init_distributed(self.options.device)
         try:
-            self.setup()
-            stop_reason = self.train()
-            summary = self.finish(stop_reason)
-            # Leave together: a rank tearing down gloo while rank 0 still writes can abort at exit.
-            D.barrier(self.dist)
+            with training_lock(self.output_dir, self.dist.is_main):  # a second run here stops, naming this one
+                self.setup()
+                stop_reason = self.train()
+                summary = self.finish(stop_reason)
+                # Leave together: a rank tearing down gloo while rank 0 still writes can abort at exit.
+                D.barrier(self.dist)
             return summary
         finally:
             self._close_bar()
@@ -100,11 +101,12 @@ class Trainer:
         self.scaler = self.precision.grad_scaler()
         self.schedule = CosineSchedule(t.lr, t.min_lr, t.warmup_steps, t.max_steps)
         self.progress = Progress()
+        self.guard = NonFiniteGuard(t.max_nonfinite_steps, lr=t.lr, ckpt_dir=self.ckpt_dir, log=self.log)
 
     def _resume(self) -> None:
         t, info = self.config.training, self.dist
         # Rank 0 picks the checkpoint, every rank loads it.
-        path = resolve_resume(self.options.resume, self.ckpt_dir) if info.is_main else None
+        path = resolve_resume(self.options.resume, self.ckpt_dir, self.log) if info.is_main else None
         self.resumed_from = D.broadcast_object(str(path) if path else None, info)
         if self.resumed_from:
             self._restore(self.resumed_from)
@@ -143,8 +145,10 @@ class Trainer:
 
     def _prepare_outputs(self) -> None:
         self.metrics = MetricsLog(self.output_dir / METRICS)
+        self.reclaimed = None
         if self.dist.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
+            self.reclaimed = reclaim_training_temps(self.output_dir, self.ckpt_dir, self.log)
             save_config(self.config, self.output_dir / RUN_CONFIG)
             if self.resumed_from and not self.metrics.path.exists():
                 copy_previous_metrics(Path(self.resumed_from), self.metrics.path)
@@ -213,7 +217,6 @@ class Trainer:
         self.last_saved, self.last_save_time, self.last_eval_step = (p.step if own else -1), time.time(), -1
         self.session_tokens, self.session_train_s = 0, 0.0
         self.last_log = (p.train_seconds, p.step)  # train seconds and step of the previous log line
-        self.bad_logs = 0
 
     def _stop_check(self, max_steps: int) -> Optional[str]:
         """Why to stop before the next step (None: go on); writes a checkpoint first when one is due by the clock."""
@@ -258,7 +261,9 @@ class Trainer:
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(),
                                                    t.grad_clip if t.grad_clip > 0 else float("inf"))
-        self.scaler.step(self.optimizer)  # skipped by the scaler when fp16 gradients overflowed
+        # A non-finite gradient norm: no update at all (too many in a row stop the run).
+        if self.guard.allows_update(grad_norm, step=self.progress.step + 1, scaler=self.scaler):
+            self.scaler.step(self.optimizer)  # skipped by the scaler when fp16 gradients overflowed
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         return loss_sum, targets, grad_norm
@@ -280,10 +285,6 @@ class Trainer:
         # .item() waits for the device: only on logging steps.
         (total,) = D.all_reduce_sum([loss_sum.item()], self.dist)
         p.last_loss = total / max(targets, 1.0)
-        self.bad_logs = 0 if math.isfinite(p.last_loss) else self.bad_logs + 1
-        if self.bad_logs >= 3:
-            raise UserError(f"training diverged: loss {p.last_loss} at step {p.step} (3 logs in a row); "
-                            "lower training.lr, or use bf16/fp32")
         # Throughput of the training steps alone (evals and checkpoints in between excluded).
         last_train_s, last_step = self.last_log
         tok_s = (p.step - last_step) * self.tokens_per_step / max(p.train_seconds - last_train_s, 1e-9)
@@ -339,8 +340,11 @@ class Trainer:
 
     def save(self, *, is_best: bool) -> None:
         p, started = self.progress, time.time()
+        if self.guard.blocks_save(p.step):
+            return
         rng = D.gather_objects(rng_state(self.dist.device), self.dist)  # every rank's dropout stream
         if self.dist.is_main:
+            require_finite_weights(self.raw_model, p.step)  # NaN weights never replace the last good checkpoint
             state = {
                 "format": ckpt.FORMAT, "version": ckpt.VERSION, "step": p.step, "tokens_seen": p.tokens_seen,
                 "data_position": p.data_position, "model": self.raw_model.state_dict(),

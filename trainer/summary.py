@@ -55,6 +55,8 @@ def build_summary(trainer, stop_reason: str, test_loss: Optional[float]) -> dict
         "device": str(info.device) if info.device.type == "cpu" else torch.cuda.get_device_name(info.device),
         "world_size": info.world_size,
         "resumed_from": trainer.resumed_from,
+        "nonfinite_steps_skipped": trainer.guard.skipped,
+        "reclaimed_temps": trainer.reclaimed.to_dict() if getattr(trainer, "reclaimed", None) else None,
         "checkpoints": {"last": str(last) if last.exists() else None, "best": str(best) if best.exists() else None},
         "output_dir": str(trainer.output_dir),
         "packed_dir": str(trainer.options.packed_dir),
