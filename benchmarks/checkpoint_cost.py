@@ -18,7 +18,7 @@ from pathlib import Path
 def measure(preset: str, vocab: int, seq_len: int, folder: Path, rounds: int = 2) -> dict:
     import torch
 
-    from fastpack.config import ModelConfig
+    from trainer.config import ModelConfig
     from trainer import checkpoint as ckpt
     from trainer.model import GPT, resolve_model_args
 

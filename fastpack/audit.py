@@ -22,7 +22,7 @@ import numpy as np
 
 from fastpack.boundaries import read_boundaries
 from fastpack.errors import UserError, run_main
-from fastpack.meta import meta_path_for, read_meta
+from fastpack.meta import PackMeta, meta_path_for
 
 MAX_PROBLEMS = 10
 
@@ -61,25 +61,24 @@ def audit(packed: str | Path, inputs: Sequence[str | Path] | None = None) -> Aud
 
     packed = Path(packed)
     meta_path = meta_path_for(packed if packed.suffix in (".npy", ".pt") else packed.with_suffix(".npy"))
-    meta = read_meta(meta_path)
-    kind = "npy" if meta["files"]["npy"] else "pt"
-    array_path = _beside(meta_path, meta["files"][kind], f".{kind}")
+    meta = PackMeta.read(meta_path)
+    kind = "npy" if meta.files["npy"] else "pt"
+    array_path = _beside(meta_path, meta.files[kind], f".{kind}")
     windows = _open_windows(array_path)
-    params_dict = dict(meta["params"], fields=tuple(meta["params"]["fields"]))
+    params_dict = dict(meta.params, fields=tuple(meta.params["fields"]))
     params = PackParams(**params_dict)
     if params.num_shards > 1 and inputs is None:
         raise UserError("a shard's sources are shared with other shards: pass --input with the shard's files")
-    paths = [Path(p) for p in inputs] if inputs else [Path(s["path"]) for s in meta["sources"]]
+    paths = [Path(p) for p in inputs] if inputs else [Path(s["path"]) for s in meta.sources]
     parts = shard_parts(paths, params.num_shards, params.shard_index, params.fields) if inputs else \
         [SourcePart(p) for p in paths]
     bad = BadLines(skip=params.on_bad_line == "skip")
     batches = _batches(parts, params, bad, 16 << 20, _NoProgress())
     report = AuditReport()
-    expected_shape = tuple(meta["shape"])
-    if windows.shape != expected_shape:
-        report.problem(f"{array_path}: shape {windows.shape}, the meta says {expected_shape}")
+    if windows.shape != meta.shape:
+        report.problem(f"{array_path}: shape {windows.shape}, the meta says {meta.shape}")
         return report
-    boundaries = read_boundaries(_beside(meta_path, meta["docs"], ".docs.npz")) if meta.get("docs") else None
+    boundaries = read_boundaries(_beside(meta_path, meta.docs, ".docs.npz")) if meta.docs else None
     checker = {"concat": _ConcatCheck, "document": _DocumentCheck, "bestfit": _BestfitCheck}[params.mode]
     checker(windows, params, boundaries, report).run(batches)
     report.numbers["skipped_lines"] = bad.count
@@ -251,7 +250,7 @@ class _BestfitCheck(_Check):
         self.finish_windows(self.n)
 
 
-def _check_accounting(meta: dict, params, report: AuditReport) -> None:
+def _check_accounting(meta: PackMeta, params, report: AuditReport) -> None:
     x = report.numbers
     lhs = x["source_tokens"] + x["separators"]
     rhs = x["window_tokens"] - x["duplicated_overlap"] + x["dropped"]
@@ -259,7 +258,7 @@ def _check_accounting(meta: dict, params, report: AuditReport) -> None:
         report.problem(f"tokens do not add up: sources {x['source_tokens']:,} + separators {x['separators']:,}"
                        f" != in windows {x['window_tokens']:,} - overlap {x['duplicated_overlap']:,}"
                        f" + dropped {x['dropped']:,}")
-    c = meta["counts"]
+    c = meta.counts
     for ours, theirs in (("source_tokens", "tokens_in"), ("padding", "padded"), ("dropped", "dropped"),
                          ("documents", "documents"), ("skipped_lines", "skipped_lines")):
         if x[ours] != c[theirs]:

@@ -7,13 +7,14 @@ field; `--set section.key=value` overrides any field. Unknown keys and wrong typ
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence, Union
+from typing import Any, ClassVar, Literal, Optional, Sequence
 
 from fastpack.atomic import write_json_atomic
 from fastpack.errors import UserError
@@ -21,6 +22,7 @@ from fastpack.jsonfile import read_json
 
 CONFIG_RELPATH = Path("config") / "training_config.json"
 SPLITS = ("train", "val", "test")
+DEFAULT_SEQ_LEN = 1024  # packing.seq_len when the config leaves it null
 
 _FROZEN = dict(frozen=True, kw_only=True, slots=True)
 
@@ -134,7 +136,9 @@ class SplitConfig:
 
 @dataclass(**_FROZEN)
 class PackingConfig:
-    seq_len: int = 1024
+    """How token files become windows (fastpack/pack.py). The packed meta records the values used."""
+
+    seq_len: Optional[int] = None  # None: 1024 when packing; the trainer takes the packed windows' length
     stride: Optional[int] = None  # None: = seq_len (disjoint windows); < seq_len: overlapping
     mode: Literal["concat", "document", "bestfit"] = "concat"
     add_eos: bool = True  # eos after every document
@@ -149,124 +153,79 @@ class PackingConfig:
     on_bad_line: Literal["error", "skip"] = "error"
 
     def __post_init__(self) -> None:
-        if self.seq_len < 1:
+        if self.seq_len is not None and self.seq_len < 1:
             raise UserError(f"packing.seq_len (--seq-len) must be >= 1, got {self.seq_len}")
-        if self.stride is not None and not 1 <= self.stride <= self.seq_len:
-            raise UserError(f"packing.stride (--stride) must be between 1 and seq_len ({self.seq_len}), got {self.stride}")
+        if self.stride is not None and not 1 <= self.stride <= self.window_len:
+            raise UserError(f"packing.stride (--stride) must be between 1 and seq_len ({self.window_len}), got {self.stride}")
+
+    @property
+    def window_len(self) -> int:
+        return DEFAULT_SEQ_LEN if self.seq_len is None else self.seq_len
 
     @property
     def window_stride(self) -> int:
-        return self.seq_len if self.stride is None else self.stride
-
-
-@dataclass(**_FROZEN)
-class ModelConfig:
-    """The GPT's shape (trainer/model.py). A preset gives every size; a field set here overrides it."""
-
-    preset: Literal["tiny", "small", "base"] = "small"  # tiny (tests), small (30M at vocab 32k), base (124M)
-    n_layer: Optional[int] = None  # None: from the preset
-    n_head: Optional[int] = None
-    d_model: Optional[int] = None  # must be a multiple of n_head; head size even (rotary)
-    d_ff: Optional[int] = None  # None: SwiGLU's ~8/3 * d_model, rounded up to a multiple of 64
-    context_len: Optional[int] = None  # None: packing.seq_len; the packed windows must have this length
-    dropout: float = 0.0
-    rope_theta: float = 10000.0
-    norm_eps: float = 1e-5
-    vocab_size: Optional[int] = None  # None: from tokenizer_info.json
-
-    def __post_init__(self) -> None:
-        for name in ("n_layer", "n_head", "d_model", "d_ff", "context_len", "vocab_size"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise UserError(f"model.{name} must be >= 1 (or null), got {value}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise UserError(f"model.dropout must be in [0, 1), got {self.dropout}")
-
-
-@dataclass(**_FROZEN)
-class TrainingConfig:
-    """The training loop (trainer/train_lm.py). One step = grad_accum micro-batches on every process."""
-
-    batch_size: int = 16  # windows per micro-batch per process
-    grad_accum: int = 4  # micro-batches per optimizer step
-    lr: float = 3e-4  # peak, reached after warmup_steps
-    min_lr: float = 3e-5  # the cosine ends here at max_steps
-    warmup_steps: int = 200
-    max_steps: int = 5000  # optimizer steps; the schedule's length
-    weight_decay: float = 0.1  # on matrices only: never on norms, biases or embeddings
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0  # max global grad norm; 0: no clipping
-    eval_interval: int = 250  # steps between validation runs (and samples)
-    eval_batches: Optional[int] = 50  # validation batches per process; None: the whole val split
-    test_batches: Optional[int] = None  # test batches per process at the end; None: the whole test split
-    log_interval: int = 10
-    checkpoint_interval: int = 500  # steps between periodic checkpoints
-    checkpoint_minutes: float = 10.0  # also a checkpoint this often: a kill (Kaggle, 12 h, no catchable signal) loses < 15 min
-    keep_checkpoints: int = 3  # periodic ones kept besides last and best
-    max_checkpoint_gb: float = 15.0  # Kaggle keeps at most 20 GB of output
-    max_nonfinite_steps: int = 5  # a non-finite gradient norm skips the update; this many in a row stop the run
-    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # auto: bf16 on cc >= 8.0, fp16 below, fp32 on CPU
-    compile: bool = False  # torch.compile the model
-    seed: int = 1337  # init, shuffling (with the epoch) and dropout
-    num_workers: int = 2  # DataLoader worker processes per training process
-    time_budget: Union[float, str, None] = None  # e.g. "11h30m", "90m" or "3600" (seconds): stop cleanly before it
-    sample_prompts: list[str] = field(default_factory=lambda: ["Chương 1", "Ngày hôm ấy"])
-    sample_tokens: int = 100  # new tokens per prompt in samples.txt
-    temperature: float = 0.8
-    top_k: int = 50  # 0: sample from the whole vocabulary
-    document_attention: bool = False  # attend only within a document (needs the boundaries sidecar)
-    loss_on_overlap: bool = True  # False: mask the prefix a stride < seq_len window shares
-    eval_loss_on_overlap: Optional[bool] = None  # None: False (sliding-window perplexity) when val/test stride < seq_len
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "log_interval",
-                     "checkpoint_interval", "keep_checkpoints", "sample_tokens", "max_nonfinite_steps"):
-            if getattr(self, name) < 1:
-                raise UserError(f"training.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("eval_batches", "test_batches"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise UserError(f"training.{name} must be >= 1 or null (the whole split), got {value}")
-        for name in ("warmup_steps", "num_workers", "top_k"):
-            if getattr(self, name) < 0:
-                raise UserError(f"training.{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 < self.lr or not 0 <= self.min_lr <= self.lr:
-            raise UserError(f"training: need lr > 0 and 0 <= min_lr <= lr, got lr={self.lr} min_lr={self.min_lr}")
-        if self.grad_clip < 0 or self.weight_decay < 0 or self.temperature < 0:
-            raise UserError("training: grad_clip, weight_decay and temperature must be >= 0")
-        if self.checkpoint_minutes <= 0 or self.max_checkpoint_gb <= 0:
-            raise UserError("training: checkpoint_minutes and max_checkpoint_gb must be > 0")
+        return self.window_len if self.stride is None else self.stride
 
 
 @dataclass(**_FROZEN)
 class Config:
+    """The sections fastpack reads, plus the other packages' sections kept verbatim in `others`.
+
+    The file also holds the trainer's `model` and `training` sections; fastpack does not know
+    them (dependencies flow one way), so a stage that loads and saves the config carries them
+    through untouched. The trainer's `trainer.config.RunConfig` extends this class with those
+    sections typed, and reports any section it does not know (`OPEN = False`).
+    """
+
+    OPEN: ClassVar[bool] = True  # sections without a field are kept in `others`, not rejected
+
     paths: PathsConfig = field(default_factory=PathsConfig)
     clean: CleanConfig = field(default_factory=CleanConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     packing: PackingConfig = field(default_factory=PackingConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
+    others: dict[str, dict[str, Any]] = field(default_factory=dict)  # section -> its keys, as in the file
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = {f.name: dataclasses.asdict(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "others"}
+        return copy.deepcopy(self.others) | data
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "config") -> "Config":
-        return _build(cls, data, source, "")
+    def from_dict(cls, data: Any, source: str = "config") -> Any:
+        if not isinstance(data, dict):
+            raise UserError(f"{source}: top level must be an object, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)} - {"others"}
+        others = {k: v for k, v in data.items() if k not in names}
+        for section, value in others.items():
+            if not cls.OPEN:
+                raise UserError(f"{source}: unknown key {section} (known: {', '.join(sorted(names))})")
+            if not isinstance(value, dict):
+                raise UserError(f"{source}: {section} must be an object, got {type(value).__name__}")
+        built = _build(cls, {k: v for k, v in data.items() if k in names}, source, "")
+        return dataclasses.replace(built, others=copy.deepcopy(others)) if others else built
 
-    def replace(self, section: str, **values: Any) -> "Config":
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: Sequence[str] = ()) -> Any:
+        """Read a config file (defaults when `path` is None) and apply `section.key=value` overrides."""
+        config = cls() if path is None else cls.from_dict(read_json(path, "config file not found"), source=str(path))
+        return config.override(overrides)
+
+    def replace(self, section: str, **values: Any) -> Any:
         """A copy with some fields of one section changed (`None` values are ignored), type-checked."""
         values = {k: v for k, v in values.items() if v is not None}
         if not values:
             return self
         data = self.to_dict()
+        if section not in data:
+            raise UserError(f"unknown config section {section!r} (known: {', '.join(sorted(data))})")
         data[section].update(values)
-        return Config.from_dict(data, source="arguments")
+        return type(self).from_dict(data, source="arguments")
 
-    def override(self, assignments: Sequence[str]) -> "Config":
-        """Apply `section.key=value` strings; values are JSON (`1024`, `true`, `null`, `[...]`) or bare strings."""
+    def override(self, assignments: Sequence[str]) -> Any:
+        """Apply `section.key=value` strings; values are JSON (`1024`, `true`, `null`, `[...]`) or bare strings.
+
+        In a section kept in `others` any key may be set: the package owning it checks it.
+        """
         data = self.to_dict()
         for assignment in assignments:
             key, sep, raw = assignment.partition("=")
@@ -276,10 +235,10 @@ class Config:
             section, name = parts
             if section not in data:
                 raise UserError(f"--set {key}: unknown section {section!r} (known: {', '.join(data)})")
-            if name not in data[section]:
+            if name not in data[section] and section not in self.others:
                 raise UserError(f"--set {key}: unknown key (known in {section}: {', '.join(data[section])})")
             data[section][name] = _parse_value(raw)
-        return Config.from_dict(data, source="--set")
+        return type(self).from_dict(data, source="--set")
 
 
 def _parse_value(raw: str) -> Any:
@@ -291,10 +250,7 @@ def _parse_value(raw: str) -> Any:
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
     """Read a config file (defaults when `path` is None) and apply `section.key=value` overrides."""
-    config = Config()
-    if path is not None:
-        config = Config.from_dict(read_json(path, "config file not found"), source=str(path))
-    return config.override(overrides)
+    return Config.load(path, overrides)
 
 
 def save_config(config: Config, path: str | Path) -> None:

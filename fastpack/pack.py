@@ -14,13 +14,12 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from fastpack._version import __version__
-from fastpack.atomic import Reclaimed, Staging, naming, reclaim_temps, temp_path_for, write_json_atomic
+from fastpack.atomic import Reclaimed, Staging, naming, reclaim_temps, temp_path_for
 from fastpack.bestfit import pack_bestfit
 from fastpack.boundaries import BoundariesWriter, docs_path_for
 from fastpack.errors import UserError
 from fastpack.locks import lock_path_for, output_lock
-from fastpack.meta import FORMAT_VERSION, meta_path_for, read_meta
+from fastpack.meta import PackMeta, meta_path_for
 from fastpack.readers import (BLOCK_BYTES, DEFAULT_FIELDS, ArrowReader, BadLines, IdLimits, JsonlReader, Separators,
                               TokenBatch, add_separators)
 from fastpack.sources import SourcePart, check_inputs, describe_sources, shard_parts
@@ -218,8 +217,8 @@ def pack_sequences(
         if not force:
             meta = fresh_meta(meta_path, params, sources, files)
             if meta is not None:
-                return PackSummary(name, {k: str(p) for k, p in files.items()}, str(meta_path), tuple(meta["shape"]),
-                                   meta["dtype"], meta["counts"], time.perf_counter() - started, up_to_date=True,
+                return PackSummary(name, {k: str(p) for k, p in files.items()}, str(meta_path), meta.shape,
+                                   meta.dtype, meta.counts, time.perf_counter() - started, up_to_date=True,
                                    reclaimed=reclaimed)
         compile_seconds = warm_up(params)
         bad = BadLines(skip=on_bad_line == "skip")
@@ -227,17 +226,14 @@ def pack_sequences(
         with naming(meta_path.parent):
             rows, window_counts = _write_outputs(parts, params, files, meta_path, bad, block_bytes, progress)
         counts = asdict(window_counts) | {"tokens_out": rows * params.seq_len, "skipped_lines": bad.count}
-        meta = {
-            "format_version": FORMAT_VERSION, "fastpack_version": __version__, "name": name,
-            "files": {"npy": None, "pt": None} | {k: p.name for k, p in files.items()},
-            "docs": docs_path_for(meta_path).name, "shape": [rows, params.seq_len], "dtype": params.dtype,
-            "seq_len": params.seq_len, "stride": params.stride, "mode": params.mode,
-            "eos_id": params.eos_id, "bos_id": params.bos_id, "pad_id": params.pad_id, "vocab_size": params.vocab_size,
-            "counts": counts, "sources": sources, "params": params.to_dict(),
-            "shard": {"index": shard_index, "count": num_shards} if num_shards > 1 else None,
-            "config": config,
-        }
-        write_json_atomic(meta_path, meta)
+        PackMeta(
+            name=name, files={"npy": None, "pt": None} | {k: p.name for k, p in files.items()},
+            docs=docs_path_for(meta_path).name, shape=(rows, params.seq_len), dtype=params.dtype,
+            seq_len=params.seq_len, stride=params.stride, mode=params.mode, eos_id=params.eos_id,
+            bos_id=params.bos_id, pad_id=params.pad_id, vocab_size=params.vocab_size, counts=counts, sources=sources,
+            params=params.to_dict(), shard={"index": shard_index, "count": num_shards} if num_shards > 1 else None,
+            config=config,
+        ).write(meta_path)
     if rows == 0:
         print(f"warning: {name}: 0 windows: the input holds {counts['tokens_in']:,} tokens, fewer than one window of "
               f"{params.seq_len} (pass --pad-last to keep a padded window)", file=sys.stderr)
@@ -296,25 +292,24 @@ def _write_windows(batches, params: PackParams, npy_path: Path, boundaries) -> t
         writer.abort()
 
 
-def fresh_meta(meta_path: Path, params: PackParams, sources: list[dict], files: dict[str, Path]) -> dict | None:
+def fresh_meta(meta_path: Path, params: PackParams, sources: list[dict], files: dict[str, Path]) -> PackMeta | None:
     """The existing meta when it matches these sources and parameters and its files are all there."""
     if not meta_path.is_file():
         return None
     try:
-        meta = read_meta(meta_path)
+        meta = PackMeta.read(meta_path)
     except UserError:
         return None
-    if meta.get("params") != params.to_dict() or meta.get("sources") != sources:
+    if meta.params != params.to_dict() or meta.sources != sources:
         return None
-    if {k for k, v in meta.get("files", {}).items() if v} != set(files) or not all(p.is_file() for p in files.values()):
+    if {k for k, v in meta.files.items() if v} != set(files) or not all(p.is_file() for p in files.values()):
         return None
     from fastpack.arraycheck import array_problem, newer_than
 
-    shape, dtype = meta.get("shape"), meta.get("dtype")
     for path in [*files.values(), docs_path_for(meta_path)]:
         if newer_than(path, meta_path):  # written after the meta: another run's, or an interrupted re-pack
             return None
-    if not isinstance(shape, list) or any(array_problem(p, shape, dtype) for p in files.values()):
+    if any(array_problem(p, meta.shape, meta.dtype) for p in files.values()):
         return None
     return meta
 

@@ -43,7 +43,7 @@ def pack_split(config: Config, inputs: Sequence[str | Path], output: str | Path,
 
     pk = config.packing
     return pack_sequences(
-        inputs, output, seq_len=pk.seq_len, stride=pk.window_stride, mode=pk.mode, eos_id=pk.eos_id,
+        inputs, output, seq_len=pk.window_len, stride=pk.window_stride, mode=pk.mode, eos_id=pk.eos_id,
         add_eos=pk.add_eos, bos_id=pk.bos_id, pad_id=pk.pad_id, pad_last=pk.pad_last, field=pk.field,
         vocab_size=pk.vocab_size, format=format, dtype=pk.dtype, on_bad_line=pk.on_bad_line,
         num_shards=num_shards, shard_index=shard_index, show_progress=show_progress, force=force,

@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fastpack.errors import UserError
-from fastpack.meta import meta_path_for, read_meta
+from fastpack.meta import PackMeta, meta_path_for
 
 from trainer.model import IGNORE_INDEX
 
@@ -39,26 +39,35 @@ _SCAN_ROWS = 1 << 22  # tokens per chunk when scanning a split for its largest i
 
 @dataclass(frozen=True)
 class Shard:
-    """One packed array file, its meta, and (when written) its boundaries sidecar."""
+    """One packed array file, its meta, and (when written) its boundaries sidecar.
+
+    The windows' layout (seq_len, stride, mode, pad) is the meta's: the data, not the config, says it.
+    """
 
     path: Path
     meta_path: Path
-    meta: dict
-    n_windows: int
-    seq_len: int
+    meta: PackMeta
     docs_path: Optional[Path]
 
     @property
+    def n_windows(self) -> int:
+        return self.meta.shape[0]
+
+    @property
+    def seq_len(self) -> int:
+        return self.meta.shape[1]
+
+    @property
     def stride(self) -> int:
-        return int(self.meta.get("stride") or self.seq_len)
+        return self.meta.stride
 
     @property
     def mode(self) -> str:
-        return str(self.meta.get("mode", "concat"))
+        return self.meta.mode
 
     @property
     def pad_id(self) -> Optional[int]:
-        return self.meta.get("pad_id")
+        return self.meta.pad_id
 
 
 def _open_array(path: Path) -> Any:
@@ -73,25 +82,20 @@ def load_shard(array_or_meta: str | Path) -> Shard:
     meta_path = path if path.name.endswith(".meta.json") else meta_path_for(path)
     if not meta_path.is_file() and path.is_file():
         raise UserError(f"{path}: no {meta_path.name} beside it (an interrupted pack? re-pack the split)")
-    meta = read_meta(meta_path)
+    meta = PackMeta.read(meta_path)
     if path == meta_path:
-        files = meta.get("files") or {}
-        candidates = [meta_path.parent / files[k] for k in ("npy", "pt") if files.get(k)]
+        candidates = [meta_path.parent / meta.files[k] for k in ("npy", "pt") if meta.files.get(k)]
         existing = [c for c in candidates if c.is_file()]
         if not existing:
             names = ", ".join(c.name for c in candidates) or "no array named in its files"
             raise UserError(f"{meta_path}: its array is missing ({names})")
         path = existing[0]
-    shape = meta.get("shape")
-    if not (isinstance(shape, list) and len(shape) == 2):
-        raise UserError(f"{meta_path}: shape must be [n_windows, seq_len], got {shape!r}")
     array = _open_array(path)
-    if tuple(array.shape) != tuple(shape) or int(meta.get("seq_len", shape[1])) != shape[1]:
-        raise UserError(f"{path}: array shape {tuple(array.shape)} does not match its meta {tuple(shape)}")
+    if tuple(array.shape) != meta.shape or meta.seq_len != meta.shape[1]:
+        raise UserError(f"{path}: array shape {tuple(array.shape)} does not match its meta {meta.shape}")
     del array
-    docs = meta.get("docs")
-    docs_path = meta_path.parent / docs if docs else None
-    return Shard(path=path, meta_path=meta_path, meta=meta, n_windows=shape[0], seq_len=shape[1], docs_path=docs_path)
+    docs_path = meta_path.parent / meta.docs if meta.docs else None
+    return Shard(path=path, meta_path=meta_path, meta=meta, docs_path=docs_path)
 
 
 def find_split(packed_dir: str | Path, name: str, *, required: bool) -> Optional[list[Shard]]:
@@ -147,10 +151,11 @@ def check_split(shards: Sequence[Shard], *, seq_len: int, vocab_size: int, log=p
         if shard.seq_len != seq_len:
             raise UserError(
                 f"{shard.meta_path}: windows of seq_len {shard.seq_len}, but the model's context is {seq_len} "
-                f"(packing.seq_len / model.context_len); re-pack, or --set packing.seq_len={shard.seq_len}"
+                f"(model.context_len / packing.seq_len: leave both null to take the windows' length, or re-pack "
+                f"with --seq-len {seq_len})"
             )
-        meta_vocab = shard.meta.get("vocab_size")
-        if isinstance(meta_vocab, int) and meta_vocab <= vocab_size:
+        meta_vocab = shard.meta.vocab_size
+        if meta_vocab is not None and meta_vocab <= vocab_size:
             if meta_vocab != vocab_size:
                 log(f"note: {shard.meta_path.name} was packed for vocab_size {meta_vocab}, the model has {vocab_size}")
             continue  # the packer rejected every id >= meta_vocab

@@ -11,9 +11,8 @@ from typing import Any, Optional
 import torch
 from torch.utils.data import DataLoader
 
-from fastpack.config import TrainingConfig
-
 from trainer import distributed as D
+from trainer.config import TrainingConfig
 from trainer.data import PackedDataset, Shard, eval_batches
 from trainer.model import IGNORE_INDEX
 from trainer.precision import Precision

@@ -144,7 +144,7 @@ def runner_deadline(flag: Optional[str], configured, started: float) -> tuple[Op
 
 def resolve_config(bundle_root: Path, args: argparse.Namespace):
     """The bundle's config with the flags applied and the tokenizer's ids filled in."""
-    from fastpack.config import CONFIG_RELPATH, load_config
+    from trainer.config import CONFIG_RELPATH, load_config
     from fastpack.errors import UserError
     from fastpack.project import with_tokenizer_defaults
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from fastpack.atomic import write_json_atomic
-from fastpack.config import Config
 from fastpack.errors import UserError
 from fastpack.jsonfile import read_json
+
+from trainer.config import RunConfig
 
 LAUNCH_PREFIX = ".launch_config-"
 
@@ -48,7 +49,7 @@ class RunOptions:
         return cls(**{**data, **paths})
 
 
-def write_launch_file(config: Config, options: RunOptions) -> Path:
+def write_launch_file(config: RunConfig, options: RunOptions) -> Path:
     """A temp JSON in the output folder with the config and the options (the caller removes it)."""
     options.output_dir.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=LAUNCH_PREFIX, suffix=".json", dir=options.output_dir)
@@ -57,12 +58,12 @@ def write_launch_file(config: Config, options: RunOptions) -> Path:
     return Path(name)
 
 
-def read_launch_file(path: str | Path) -> tuple[Config, RunOptions]:
+def read_launch_file(path: str | Path) -> tuple[RunConfig, RunOptions]:
     data = read_json(path, "launch file not found")
-    return Config.from_dict(data["config"], source=str(path)), RunOptions.from_dict(data["options"])
+    return RunConfig.from_dict(data["config"], source=str(path)), RunOptions.from_dict(data["options"])
 
 
-def preflight(config: Config, options: RunOptions) -> None:
+def preflight(config: RunConfig, options: RunOptions) -> None:
     """Check what a user can get wrong here, where the error is one clean line, not torchrun's report."""
     import torch
 
@@ -79,7 +80,7 @@ def preflight(config: Config, options: RunOptions) -> None:
         ckpt.check_shape(ckpt.load_checkpoint(resume_path, mmap=True), plan.model_args.shape_dict(), resume_path)
 
 
-def relaunch(config: Config, options: RunOptions, nproc: int, *, summary_name: str,
+def relaunch(config: RunConfig, options: RunOptions, nproc: int, *, summary_name: str,
              log: Callable[[str], None]) -> dict[str, Any]:
     """Run the training under torchrun with `nproc` processes; the summary its rank 0 wrote."""
     from trainer import distributed as D

@@ -20,11 +20,11 @@ from typing import Any, Callable, Optional
 import torch
 from torch.utils.data import DataLoader
 
-from fastpack.config import Config, save_config
 
 from trainer import checkpoint as ckpt
 from trainer import distributed as D
 from trainer.budget import Budget, format_duration
+from trainer.config import RunConfig, save_config
 from trainer.data import PackedDataset, ResumableBatchSampler
 from trainer.guard import NonFiniteGuard, reclaim_training_temps, require_finite_weights, training_lock
 from trainer.evaluation import EvalSet, eval_record, evaluate, make_eval_set
@@ -45,7 +45,7 @@ from trainer.summary import build_summary, fmt
 class Trainer:
     """One run of the loop on this process."""
 
-    def __init__(self, config: Config, options: RunOptions, log: Callable[[str], None] = print) -> None:
+    def __init__(self, config: RunConfig, options: RunOptions, log: Callable[[str], None] = print) -> None:
         self.config, self.options, self._log = config, options, log
         self.output_dir = options.output_dir
         self.ckpt_dir = options.output_dir / ckpt.CHECKPOINT_DIR
@@ -79,7 +79,7 @@ class Trainer:
         self.session_start = time.time()
         self.plan = prepare(self.config, root=self.options.root, packed_dir=self.options.packed_dir, log=self.log)
         meta = self.plan.train[0].meta
-        self.eos_id, self.prompt_prefix = meta.get("eos_id"), prompt_prefix(meta)
+        self.eos_id, self.prompt_prefix = meta.eos_id, prompt_prefix(meta)
         self.precision: Precision = precision_for(self.config.training.precision, self.dist.device)
         if self.precision.note:
             self.log(f"note: {self.precision.note}")

@@ -2,7 +2,7 @@
 
 Shapes come from `ModelConfig`: a named preset gives every size and an explicit field overrides it.
 The vocabulary size comes from tokenizer_info.json unless the config sets one; the context length
-from `packing.seq_len` unless `model.context_len` is set.
+from the packed windows (their meta) unless `model.context_len` or `packing.seq_len` is set.
 
 `forward(input_ids, labels=None, *, doc_ids=None, position_ids=None)` follows the Hugging Face
 convention: labels are the inputs (padding and masked positions set to -100) and the loss predicts
@@ -19,8 +19,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fastpack.config import ModelConfig
 from fastpack.errors import UserError
+
+from trainer.config import ModelConfig
 
 IGNORE_INDEX = -100
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from fastpack.config import TrainingConfig
+from trainer.config import TrainingConfig
+
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:

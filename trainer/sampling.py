@@ -6,9 +6,10 @@ from typing import Callable, Optional
 
 import torch
 
-from fastpack.config import TrainingConfig
+from fastpack.meta import PackMeta
 from fastpack.tokenizer_info import MODEL_FILE
 
+from trainer.config import TrainingConfig
 from trainer.model import GPT, generate
 from trainer.outputs import append_samples
 from trainer.plan import Plan
@@ -28,11 +29,11 @@ def load_sentencepiece(plan: Plan, t: TrainingConfig, log: Callable[[str], None]
     return load(model_file)  # a corrupt model: one line naming it
 
 
-def prompt_prefix(meta: dict) -> list[int]:
+def prompt_prefix(meta: PackMeta) -> list[int]:
     """A prompt starts a document: after bos when the data has one, else after the eos ending the previous one."""
-    if meta.get("bos_id") is not None:
-        return [meta["bos_id"]]
-    return [meta["eos_id"]] if meta.get("eos_id") is not None else []
+    if meta.bos_id is not None:
+        return [meta.bos_id]
+    return [meta.eos_id] if meta.eos_id is not None else []
 
 
 def write_samples(sp, model: GPT, path: Path, step: int, *, t: TrainingConfig, precision: Precision,

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from fastpack.config import Config, config_root, find_config, load_config
 from fastpack.errors import run_main
 
 from trainer import distributed as D
 from trainer.budget import parse_duration
+from trainer.config import RunConfig, config_root, find_config, load_config
 from trainer.launch import RunOptions, read_launch_file, relaunch
 from trainer.optim import param_groups as _param_groups  # noqa: F401  (the name tests and callers import)
 from trainer.outputs import SUMMARY
@@ -31,7 +31,7 @@ from trainer.summary import fmt
 
 
 def run_training(
-    config: Config,
+    config: RunConfig,
     *,
     root: str | Path,
     packed_dir: str | Path | None = None,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastpack.config import Config, save_config
+from trainer.config import RunConfig, save_config
 from fastpack.tokenizer_info import TokenizerInfo, save_tokenizer_info
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,7 +119,7 @@ def windows_of(stream: np.ndarray, seq_len: int = SEQ_LEN, stride: Optional[int]
     return np.stack([stream[s : s + seq_len] for s in starts]).astype(np.int32)
 
 
-def make_config(**training) -> Config:
+def make_config(**training) -> RunConfig:
     """The tiny preset on 32-token windows, sized for a CPU test run of seconds."""
     values = dict(
         batch_size=8, grad_accum=1, lr=3e-3, min_lr=3e-4, warmup_steps=10, max_steps=60, eval_interval=20,
@@ -127,7 +127,7 @@ def make_config(**training) -> Config:
         sample_tokens=8, weight_decay=0.0,
     )
     values.update(training)
-    return Config().replace("packing", seq_len=SEQ_LEN).replace("model", preset="tiny").replace("training", **values)
+    return RunConfig().replace("packing", seq_len=SEQ_LEN).replace("model", preset="tiny").replace("training", **values)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from fastpack.config import load_config
+from trainer.config import load_config
 from trainer.checkpoint import is_valid_checkpoint
 from trainer.train_lm import run_training
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from fastpack.config import ModelConfig
+from trainer.config import ModelConfig
 from fastpack.errors import UserError
 from trainer.model import GPT, IGNORE_INDEX, PRESETS, document_mask, generate, resolve_model_args
 

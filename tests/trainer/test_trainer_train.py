@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastpack.config import load_config
+from trainer.config import load_config
 from fastpack.errors import UserError
 from trainer.checkpoint import find_latest_checkpoint, is_valid_checkpoint
 from trainer.train_lm import run_training

@@ -5,8 +5,8 @@ import time
 import pytest
 import torch
 
-from fastpack.config import Config
 from fastpack.errors import UserError
+from trainer.config import RunConfig
 from trainer.budget import Budget, format_duration, parse_duration
 from trainer.precision import choose_precision, gpu_supported
 from trainer.schedule import CosineSchedule
@@ -86,8 +86,8 @@ def test_cosine_schedule():
 
 def test_training_config_rejects_nonsense():
     with pytest.raises(UserError, match="training.batch_size must be >= 1"):
-        Config().replace("training", batch_size=0)
+        RunConfig().replace("training", batch_size=0)
     with pytest.raises(UserError, match="min_lr"):
-        Config().replace("training", lr=1e-4, min_lr=1e-3)
+        RunConfig().replace("training", lr=1e-4, min_lr=1e-3)
     with pytest.raises(UserError, match="model.preset must be one of"):
-        Config.from_dict({"model": {"preset": "huge"}})
+        RunConfig.from_dict({"model": {"preset": "huge"}})
