@@ -15,7 +15,7 @@ import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from fastpack._version import __version__
 from fastpack import faults
@@ -27,6 +27,9 @@ from bundle.copy import byte_bar, copy_and_hash, hash_file
 from bundle.layout import KAGGLE_METADATA_NAME, MANIFEST_NAME, Plan, PlannedFile, make_plan
 from bundle.manifest import FileEntry, Manifest, created_from
 from bundle.zipper import write_zip, zip_path_for
+
+if TYPE_CHECKING:
+    from bundle.deps import DepsTarget
 
 MANY_FILES = 100  # Kaggle caps a dataset's file count; past this, say so
 
@@ -45,14 +48,20 @@ class BundleOptions:
     title: Optional[str] = None
     license: Optional[str] = None
     include_code: bool = False
+    include_deps: Optional["DepsTarget"] = None  # dependency wheels in code/wheels (implies include_code)
     show_progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.include_deps is not None:
+            object.__setattr__(self, "include_code", True)
 
     def recorded(self) -> dict:
         """The options kept in the manifest: not root/out (local folder names in a public upload)."""
         return {"include_reports": self.include_reports, "include_preprocessed": self.include_preprocessed,
                 "include_extra": list(self.include_extra), "zip": self.zip, "allow_missing": self.allow_missing,
                 "kaggle_id": self.kaggle_id, "title": self.title, "license": self.license,
-                "include_code": self.include_code}
+                "include_code": self.include_code,
+                "deps_target": self.include_deps.recorded() if self.include_deps is not None else None}
 
 
 @dataclass(slots=True)
@@ -142,7 +151,7 @@ def _assemble(plan: Plan, tmp: Path, options: BundleOptions, meta: Optional[dict
     entries = _copy_all(plan, tmp, options.show_progress)
     result.copy_seconds = time.perf_counter() - start
     if options.include_code:
-        entries += _add_code(tmp)
+        entries += _add_code(tmp, options.include_deps)
     manifest = Manifest(fastpack_version=__version__, created=created_from(f.path for f in plan.files if f.path), options=options.recorded(),
                         files=entries, missing=plan.missing)
     manifest.write(tmp)
@@ -158,7 +167,11 @@ def describe_plan(plan: Plan, options: BundleOptions) -> list[str]:
         via = "" if f.origin == "copy" else f"  [{f.origin}: paths set to the bundle layout]"
         lines.append(f"  {f.size:>14,}  {f.bundle_path}  <- {f.source}{via}")
     if options.include_code:
-        lines.append(f"  {'(built)':>14}  code/fastpack-*.whl, code/INSTALL.md")
+        lines.append(f"  {'(built)':>14}  code/fastpack-*.whl, code/install.py, code/INSTALL.md")
+    if options.include_deps is not None:
+        t = options.include_deps
+        lines.append(f"  {'(download)':>14}  code/wheels/: {', '.join(t.all_names())} for Python {t.python_version} "
+                     f"on {', '.join(t.platforms)}")
     for m in plan.missing:
         kind = "required" if m.required else "optional"
         lines.append(f"  {'MISSING':>14}  {m.bundle_path}  <- {m.source}  ({kind}, {m.group})")
@@ -208,14 +221,22 @@ def _entry(f: PlannedFile, size: int, digest: str) -> FileEntry:
                      required=f.required, origin=f.origin)
 
 
-def _add_code(tmp: Path) -> list[FileEntry]:
-    from bundle.wheel import INSTALL_NAME, build_wheel, install_doc
+def _add_code(tmp: Path, deps: Optional["DepsTarget"]) -> list[FileEntry]:
+    """code/: the project's wheel, install.py (the one install line runs it), INSTALL.md, code/wheels/."""
+    from bundle.wheel import INSTALL_NAME, INSTALLER_NAME, build_wheel, install_doc, installer_source
 
     wheel = build_wheel(tmp / "code")
     doc = tmp / "code" / INSTALL_NAME
-    doc.write_text(install_doc(wheel.name), encoding="utf-8")
+    doc.write_text(install_doc(wheel.name, deps), encoding="utf-8")
+    installer = tmp / "code" / INSTALLER_NAME
+    installer.write_bytes(installer_source())
+    paths = [wheel, installer, doc]
+    if deps is not None:
+        from bundle.deps import DEPS_DIR, download_wheels
+
+        paths += download_wheels(deps, tmp / DEPS_DIR)
     entries = []
-    for path in (wheel, doc):
+    for path in paths:
         size, digest = hash_file(path)
         entries.append(FileEntry(path=path.relative_to(tmp).as_posix(), source=None, size=size, sha256=digest,
                                  group="code", required=False, origin="built"))

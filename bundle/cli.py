@@ -27,7 +27,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-extra", action="extend", nargs="+", default=[], metavar="GLOB",
                    help="add files matching GLOB, relative to the data root (repeatable)")
     p.add_argument("--include-code", action="store_true",
-                   help="add a wheel of fastpack in code/ for `pip install --no-index` on Kaggle")
+                   help="add a wheel of fastpack and code/install.py in code/, for the offline install line on Kaggle")
+    p.add_argument("--include-deps", nargs="*", metavar="NAME",
+                   help="also wheels of these runtime dependencies in code/wheels/, for the target below (implies "
+                        "--include-code; default names: numba llvmlite orjson, which Kaggle's image may lack)")
+    p.add_argument("--python-version", metavar="X.Y",
+                   help="target Python of --include-deps (default 3.13: Kaggle's image follows Colab, on 3.13 since "
+                        "August 2026; check `python --version` in the notebook)")
+    p.add_argument("--platform", action="append", default=[], metavar="TAG",
+                   help="target platform of --include-deps, repeatable (default: manylinux2014_x86_64 and "
+                        "manylinux_2_28_x86_64)")
+    p.add_argument("--deps-find-links", metavar="DIR",
+                   help="take --include-deps wheels from this folder (pip --no-index --find-links) instead of PyPI")
     p.add_argument("--zip", action="store_true", help="also write OUT.zip beside the folder (deterministic)")
     p.add_argument("--allow-missing", action="store_true",
                    help="bundle even when required files are missing (recorded in the manifest)")
@@ -58,12 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from bundle.build import BundleOptions, build_bundle
+    from bundle.deps import parse_target
 
     options = BundleOptions(
         root=args.root, out=args.out, include_reports=args.include_reports,
         include_preprocessed=args.include_preprocessed, include_extra=tuple(args.include_extra), zip=args.zip,
         allow_missing=args.allow_missing, dry_run=args.dry_run, kaggle_id=args.kaggle_id, title=args.title,
-        license=args.license, include_code=args.include_code, show_progress=args.show_progress)
+        license=args.license, include_code=args.include_code, show_progress=args.show_progress,
+        include_deps=parse_target(args.include_deps, args.python_version, args.platform, args.deps_find_links))
     result = build_bundle(options)
     if options.dry_run:
         return 0

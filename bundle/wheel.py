@@ -1,5 +1,5 @@
-"""`--include-code`: a wheel of this project in `code/`, so a Kaggle notebook with internet off can
-`pip install --no-index --no-deps /kaggle/input/<dataset>/code/fastpack-*.whl`.
+"""`--include-code`: a wheel of this project in `code/` with `code/install.py`, so a Kaggle notebook with
+internet off installs it with the one line in INSTALL.md (bundle/install_script.py).
 
 The wheel is built offline with the running Python's pip and setuptools (`pip wheel --no-deps
 --no-build-isolation --no-index`), from a copy of the project in a temp folder: the build's
@@ -23,6 +23,7 @@ PACKAGING_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "MANIFEST.in")
 DOC_PREFIXES = ("README", "LICENSE", "LICENCE", "COPYING", "NOTICE")
 ZIP_EPOCH = "315532800"  # 1980-01-01, the earliest time a zip entry can hold
 INSTALL_NAME = "INSTALL.md"
+INSTALLER_NAME = "install.py"
 # Our runtime dependencies, and whether we expect the Kaggle image (Colab-based) to ship them.
 KAGGLE_PREINSTALLED = ("numpy", "numba", "pyarrow", "orjson", "sentencepiece", "tqdm", "matplotlib", "torch")
 
@@ -75,27 +76,39 @@ def _copy_sources(project: Path, dst: Path) -> None:
             shutil.copytree(entry, dst / entry.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
-def install_doc(wheel_name: str) -> str:
-    """`code/INSTALL.md`: how to install the bundled wheel on Kaggle with internet off."""
-    deps = ", ".join(KAGGLE_PREINSTALLED)
+def installer_source() -> bytes:
+    """code/install.py: bundle/install_script.py as it is (standard library only)."""
+    return (Path(__file__).resolve().parent / "install_script.py").read_bytes()
+
+
+def install_doc(wheel_name: str, deps=None) -> str:
+    """`code/INSTALL.md`: the one line that installs the bundled wheel on Kaggle with internet off."""
+    from bundle.install_script import INSTALL_LINE
+
+    shipped = (f"This bundle carries wheels of {', '.join(deps.all_names())} in `code/wheels/`, made for Python "
+               f"{deps.python_version} on {', '.join(deps.platforms)}; the line installs those that are missing."
+               if deps is not None else
+               "This bundle carries no dependency wheels (build it with `--include-deps` for that).")
     return f"""# Installing fastpack on Kaggle without internet
 
-In a notebook with this dataset attached (Add Input), internet off:
+In a notebook with this dataset attached (Add Input), internet off, run in a cell:
 
 ```
-!pip install --no-index --no-deps /kaggle/input/*/code/{wheel_name}
+!{INSTALL_LINE}
 ```
 
-The path depends on how Kaggle mounted the dataset: `/kaggle/input/<slug>/code/`, or
-`/kaggle/input/datasets/<owner>/<slug>/code/` (the glob above finds either one level down; use
-`find /kaggle/input -name '{wheel_name}'` if it does not).
+It works whichever way Kaggle mounted the dataset (`/kaggle/input/<slug>/`,
+`/kaggle/input/datasets/<owner>/<slug>/`, or a zip upload one level further down): `find` reaches
+a copy of `code/install.py`, which picks the bundle the runner will use (with several bundles
+attached it stops and names them: pass `--dataset-root DIR` to both it and the runner) and installs
+the wheel its manifest lists, `{wheel_name}`, with `pip install --no-index --no-deps
+--force-reinstall`.
 
-`--no-deps` because pip cannot fetch anything offline: fastpack's dependencies ({deps})
-are expected to come with Kaggle's Python image. Check with
-`python -c "import numpy, numba, pyarrow, orjson, sentencepiece, tqdm, matplotlib, torch"`;
-`python -m trainer.kaggle_entry` also names any that are missing. For one that is, download its
-wheel on a machine with internet (`pip download NAME --only-binary=:all: --no-deps
---python-version 3.11 --platform manylinux2014_x86_64 -d wheels/`, matching Kaggle's Python),
-put it under the data root, add it to the bundle with `--include-extra 'wheels/*.whl'` and install
-it the same way.
+Then each runtime dependency ({", ".join(KAGGLE_PREINSTALLED)}) that is not installed is
+installed from `code/wheels/` with `pip install --no-index --find-links`. {shipped} A dependency
+that is neither installed nor bundled stops the line with its name and the bundle command that adds
+it (`python -m bundle --include-code --include-deps NAME --python-version X.Y`, X.Y being the
+notebook's `python --version`).
+
+Then: `!python -m trainer.kaggle_entry --show-progress`.
 """

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -11,6 +12,7 @@ import pytest
 
 from fastpack import __version__
 
+from bundle.install_script import INSTALL_LINE
 from bundle.verify import verify_bundle
 
 pytestmark = pytest.mark.skipif(
@@ -27,12 +29,15 @@ def test_include_code_bundles_an_installable_wheel(kit, root, tmp_path):
     assert wheel.is_file()
     manifest = json.loads((out / "bundle_manifest.json").read_text())
     code = {f["path"]: f for f in manifest["files"] if f["group"] == "code"}
-    assert set(code) == {wheel.relative_to(out).as_posix(), "code/INSTALL.md"}
+    assert set(code) == {wheel.relative_to(out).as_posix(), "code/INSTALL.md", "code/install.py"}
+    assert manifest["options"]["deps_target"] is None
     assert all(f["origin"] == "built" and f["source"] is None for f in code.values())
     assert verify_bundle(out, full=True).ok
     with zipfile.ZipFile(tmp_path / "b.zip") as zf:
         assert wheel.relative_to(out).as_posix() in zf.namelist()
-    assert f"--no-index --no-deps /kaggle/input/*/code/{wheel.name}" in (out / "code/INSTALL.md").read_text()
+    doc = (out / "code/INSTALL.md").read_text()
+    assert f"!{INSTALL_LINE}\n" in doc and wheel.name in doc
+    assert (out / "code/install.py").read_bytes() == (kit.PROJECT / "bundle/install_script.py").read_bytes()
 
     with zipfile.ZipFile(wheel) as whl:
         names = set(whl.namelist())
@@ -52,3 +57,45 @@ def test_include_code_bundles_an_installable_wheel(kit, root, tmp_path):
     assert imported.stdout.split() == [str(target / "bundle/__init__.py"), __version__]
     # The build ran in a temp copy: no build/ or egg-info appeared in the checkout.
     assert [p.exists() for p in in_tree] == existed
+
+
+def tiny_wheel(folder, name, version="1.0", tag="py3-none-any"):
+    """A minimal valid wheel (one module, METADATA, WHEEL, RECORD) built by hand: no network, no build backend."""
+    stem = f"{name}-{version}"
+    files = {f"{name}.py": f"VERSION = {version!r}\n",
+             f"{stem}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{stem}.dist-info/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n"}
+    files[f"{stem}.dist-info/RECORD"] = "".join(f"{n},,\n" for n in files) + f"{stem}.dist-info/RECORD,,\n"
+    path = folder / f"{stem}-{tag}.whl"
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, text in files.items():
+            zf.writestr(n, text)
+    return path
+
+
+def test_include_deps_downloads_for_the_named_target_and_records_it(root, tmp_path):
+    house = tmp_path / "house"
+    tiny_wheel(house, "depone")
+    tiny_wheel(house, "deptwo", tag="cp312-cp312-manylinux2014_x86_64")
+    tiny_wheel(house, "deptwo", version="2.0", tag="cp313-cp313-manylinux2014_x86_64")
+    out = tmp_path / "b"
+    cli = [sys.executable, "-m", "bundle", "--root", str(root), "--out", str(out), "--include-deps", "depone,deptwo",
+           "--python-version", "3.12", "--platform", "manylinux2014_x86_64", "--deps-find-links", str(house)]
+    done = subprocess.run(cli, capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, PIP_CONFIG_FILE=os.devnull))
+    assert done.returncode == 0, done.stderr
+    wheels = sorted(p.name for p in (out / "code/wheels").iterdir())
+    assert wheels == ["depone-1.0-py3-none-any.whl", "deptwo-1.0-cp312-cp312-manylinux2014_x86_64.whl"]
+    manifest = json.loads((out / "bundle_manifest.json").read_text())
+    assert manifest["options"]["include_code"] is True  # implied: the wheels are installed by code/install.py
+    assert manifest["options"]["deps_target"] == {"names": ["depone", "deptwo"], "python_version": "3.12",
+                                                  "platforms": ["manylinux2014_x86_64"], "implementation": "cp"}
+    assert {f"code/wheels/{w}" for w in wheels} <= {f["path"] for f in manifest["files"]}
+    assert "depone, deptwo" in (out / "code/INSTALL.md").read_text()
+    # A name with no wheel for the target: one line naming the target, nothing half-written.
+    again = subprocess.run(cli[:-4] + ["--python-version", "3.11", "--deps-find-links", str(house)], capture_output=True,
+                           text=True, cwd=tmp_path, env=dict(os.environ, PIP_CONFIG_FILE=os.devnull))
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert ("--include-deps: pip download for Python 3.11 on manylinux2014_x86_64, manylinux_2_28_x86_64 failed"
+            in again.stderr and "deptwo" in again.stderr)
+    assert sorted(p.name for p in (out / "code/wheels").iterdir()) == wheels  # the previous bundle stays

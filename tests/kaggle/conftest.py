@@ -10,16 +10,30 @@ from kaggle_helpers import run  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def bundle_zip(tmp_path_factory):
-    """A bundle of a small generated corpus, zipped as it is uploaded."""
+def data_root(tmp_path_factory):
+    """A small generated corpus, prepared (split, tokenizer, tokenized)."""
     base = tmp_path_factory.mktemp("made")
     for args in (("sample", "--out", base / "raw", "--size-mb", "0.3"),
                  ("all", "--raw", base / "raw", "--root", base / "data", "--vocab-size", "1000")):
         proc = run("fastpack.corpus", *args)
         assert proc.returncode == 0, proc.stderr
-    proc = run("bundle", "--root", base / "data", "--out", base / "kaggle_bundle", "--zip")
+    return base / "data"
+
+
+@pytest.fixture(scope="session")
+def bundle_zip(data_root):
+    """A bundle of the small corpus, zipped as it is uploaded."""
+    proc = run("bundle", "--root", data_root, "--out", data_root.parent / "kaggle_bundle", "--zip")
     assert proc.returncode == 0, proc.stderr
-    return base / "kaggle_bundle.zip"
+    return data_root.parent / "kaggle_bundle.zip"
+
+
+@pytest.fixture(scope="session")
+def code_bundle_zip(data_root):
+    """The same bundle with the project's wheel and code/install.py (`--include-code`), zipped."""
+    proc = run("bundle", "--root", data_root, "--out", data_root.parent / "code_bundle", "--zip", "--include-code")
+    assert proc.returncode == 0, proc.stderr
+    return data_root.parent / "code_bundle.zip"
 
 
 @pytest.fixture
