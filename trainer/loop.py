@@ -45,8 +45,10 @@ from trainer.summary import build_summary, fmt
 class Trainer:
     """One run of the loop on this process."""
 
-    def __init__(self, config: RunConfig, options: RunOptions, log: Callable[[str], None] = print) -> None:
+    def __init__(self, config: RunConfig, options: RunOptions, log: Callable[[str], None] = print,
+                 clock: Callable[[], float] = time.time) -> None:
         self.config, self.options, self._log = config, options, log
+        self.clock = clock  # every time the budget sees; injectable so tests need no wall-clock bounds
         self.output_dir = options.output_dir
         self.ckpt_dir = options.output_dir / ckpt.CHECKPOINT_DIR
         self.bar = None  # the tqdm bar with --show-progress (rank 0)
@@ -76,7 +78,7 @@ class Trainer:
 
     # --- setup ---------------------------------------------------------------------------------
     def setup(self) -> None:
-        self.session_start = time.time()
+        self.session_start = self.clock()
         self.plan = prepare(self.config, root=self.options.root, packed_dir=self.options.packed_dir, log=self.log)
         meta = self.plan.train[0].meta
         self.eos_id, self.prompt_prefix = meta.eos_id, prompt_prefix(meta)
@@ -175,7 +177,7 @@ class Trainer:
         self.n_params = self.raw_model.num_parameters()
         self.tokens_per_step = t.batch_size * t.grad_accum * info.world_size * args.context_len
         self.budget = Budget(self.options.deadline, total=self.options.budget_total, micro_steps=t.grad_accum,
-                             checkpoint_guess=0.5 + 12 * self.n_params / 200e6)  # weights + Adam moments at ~200 MB/s
+                             checkpoint_guess=0.5 + 12 * self.n_params / 200e6, clock=self.clock)  # weights + Adam moments at ~200 MB/s
         self.log(f"model {self.config.model.preset}: {self.n_params / 1e6:.2f}M parameters, {args.n_layer} layers, "
                  f"d_model {args.d_model}, context {args.context_len}, vocab {args.vocab_size} | {info.device} "
                  f"x{info.world_size}, {self.precision.name} | {self.n_train_windows:,} train windows, "
@@ -196,10 +198,10 @@ class Trainer:
                 return stop_reason
 
             # The step: forward/backward over grad_accum micro-batches -> clip -> optimizer step.
-            started = time.time()
+            started = self.clock()
             lr = self.schedule(p.step)
             loss_sum, targets, grad_norm = self.train_step(train_iter, lr)
-            self._count_step(time.time() - started)
+            self._count_step(self.clock() - started)
 
             if p.step % t.log_interval == 0 or p.step == max_steps or p.step == 1:
                 self._log_step(loss_sum, targets, lr, grad_norm)
@@ -214,7 +216,7 @@ class Trainer:
         p = self.progress
         # A checkpoint of this step already exists when resuming from this run's own folder.
         own = self.resumed_from is not None and Path(self.resumed_from).resolve().parent == self.ckpt_dir.resolve()
-        self.last_saved, self.last_save_time, self.last_eval_step = (p.step if own else -1), time.time(), -1
+        self.last_saved, self.last_save_time, self.last_eval_step = (p.step if own else -1), self.clock(), -1
         self.session_tokens, self.session_train_s = 0, 0.0
         self.last_log = (p.train_seconds, p.step)  # train seconds and step of the previous log line
 
@@ -224,7 +226,7 @@ class Trainer:
         # Every rank must agree on stopping and saving: rank 0 decides, one tiny all-reduce shares it.
         # (In one process this is host-side bookkeeping, no device sync.)
         over_budget = info.is_main and budget.should_stop(val_batches=self.val.n_batches, test_batches=self.test.n_batches)
-        save_due = info.is_main and time.time() - self.last_save_time >= t.checkpoint_minutes * 60
+        save_due = info.is_main and self.clock() - self.last_save_time >= t.checkpoint_minutes * 60
         over_budget, save_due = D.all_reduce_max([int(over_budget), int(save_due)], info)
         if save_due and self.last_saved != p.step and p.step > 0:
             self.save(is_best=False)
@@ -289,7 +291,7 @@ class Trainer:
         last_train_s, last_step = self.last_log
         tok_s = (p.step - last_step) * self.tokens_per_step / max(p.train_seconds - last_train_s, 1e-9)
         self.last_log = (p.train_seconds, p.step)
-        self._report_train(lr, float(grad_norm), tok_s, time.time())
+        self._report_train(lr, float(grad_norm), tok_s, self.clock())
 
     def _report_train(self, lr: float, grad_norm: float, tok_s: float, now: float) -> None:
         p, t = self.progress, self.config.training
@@ -314,10 +316,10 @@ class Trainer:
 
     # --- evaluation, samples, checkpoints --------------------------------------------------------
     def eval_and_report(self, which: str) -> float:
-        step, started = self.progress.step, time.time()
+        step, started = self.progress.step, self.clock()
         eval_set: EvalSet = getattr(self, which)
         loss = evaluate(self.raw_model, eval_set, self.precision, self.dist)
-        seconds = time.time() - started
+        seconds = self.clock() - started
         if self.dist.is_main:
             self.metrics.write(eval_record(which, step, loss, seconds))
             sliding = " (sliding window)" if eval_set.sliding else ""
@@ -328,7 +330,7 @@ class Trainer:
                               precision=self.precision, prefix=self.prompt_prefix, eos_id=self.eos_id)
                 write_partial_summary(self.output_dir / SUMMARY, build_summary(self, "running", None), loss)
         if which == "val":
-            self.budget.record_eval(seconds, self.val.n_batches, time.time() - started - seconds)
+            self.budget.record_eval(seconds, self.val.n_batches, self.clock() - started - seconds)
         return loss
 
     def time_for(self, batches: int, *, extras: bool) -> bool:
@@ -339,7 +341,7 @@ class Trainer:
         return bool(D.all_reduce_max([int(ok)], self.dist)[0])
 
     def save(self, *, is_best: bool) -> None:
-        p, started = self.progress, time.time()
+        p, started = self.progress, self.clock()
         if self.guard.blocks_save(p.step):
             return
         rng = D.gather_objects(rng_state(self.dist.device), self.dist)  # every rank's dropout stream
@@ -359,9 +361,9 @@ class Trainer:
             }
             path = ckpt.save_checkpoint(state, self.ckpt_dir, is_best=is_best, keep=self.config.training.keep_checkpoints,
                                         max_bytes=self.config.training.max_checkpoint_gb * 1e9, log=self.log)
-            self.log(f"checkpoint {path.name}{' (best)' if is_best else ''} in {time.time() - started:.1f}s")
-        self.last_saved, self.last_save_time = p.step, time.time()
-        self.budget.record_checkpoint(time.time() - started)
+            self.log(f"checkpoint {path.name}{' (best)' if is_best else ''} in {self.clock() - started:.1f}s")
+        self.last_saved, self.last_save_time = p.step, self.clock()
+        self.budget.record_checkpoint(self.clock() - started)
 
     # --- the end: a checkpoint first (it is what the time budget protects), then the final evals ---
     def finish(self, stop_reason: str) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import time
 from typing import Any, Optional
 
 import torch
@@ -42,10 +41,10 @@ def build_summary(trainer, stop_reason: str, test_loss: Optional[float]) -> dict
         "best_val_loss": None if math.isinf(p.best_val) else p.best_val,
         "test_loss": test_loss,
         "test_ppl": perplexity(test_loss),
-        "session_seconds": time.time() - trainer.session_start,
+        "session_seconds": trainer.clock() - trainer.session_start,
         "train_seconds": p.train_seconds,
         "deadline": trainer.options.deadline,  # time.time() values: a time-budgeted run ends before its deadline
-        "finished_at": time.time(),
+        "finished_at": trainer.clock(),
         **throughput(trainer),
         "parameters": trainer.n_params,
         "model": trainer.plan.model_args.to_dict(),
