@@ -104,10 +104,10 @@ def stream_batches(corpus):
 @pytest.mark.parametrize("mode,half", [("concat", False), ("concat", True), ("document", False)],
                          ids=["concat-stride=seq_len", "concat-stride=seq_len/2", "document-stride=seq_len"])
 def test_windower(benchmark, bench, report, corpus, stream_batches, mode, half):
-    from fastpack.pack import PackParams
+    from fastpack.spec import PackSpec
 
     stride = bench.strides[half]
-    params = PackParams(seq_len=bench.seq_len, stride=stride, mode=mode, eos_id=0, pad_id=0)
+    params = PackSpec(seq_len=bench.seq_len, stride=stride, mode=mode, eos_id=0, pad_id=0)
     out_tokens = []
 
     def window():

@@ -24,7 +24,7 @@ from fastpack.config import Config, find_config, load_config
 from fastpack.errors import UserError
 
 from bundle.copy import byte_bar, copy_and_hash, hash_file
-from bundle.layout import KAGGLE_METADATA_NAME, MANIFEST_NAME, Plan, PlannedFile, make_plan
+from bundle.layout import KAGGLE_METADATA_NAME, MANIFEST_NAME, BundlePlan, PlannedFile, make_plan
 from bundle.manifest import FileEntry, Manifest, created_from
 from bundle.zipper import write_zip, zip_path_for
 
@@ -68,7 +68,7 @@ class BundleOptions:
 class BuildResult:
     out: Path
     zip_path: Optional[Path]
-    plan: Plan
+    plan: BundlePlan
     manifest: Optional[Manifest] = None  # None for a dry run
     seconds: float = 0.0  # the whole build
     copy_seconds: float = 0.0  # copy + hash of every file
@@ -145,7 +145,7 @@ def build_bundle(options: BundleOptions, log: Callable[[str], None] = print) -> 
     return result
 
 
-def _assemble(plan: Plan, tmp: Path, options: BundleOptions, meta: Optional[dict], result: BuildResult) -> Manifest:
+def _assemble(plan: BundlePlan, tmp: Path, options: BundleOptions, meta: Optional[dict], result: BuildResult) -> Manifest:
     """Fill the temp folder: the copies (hashed on the way), the wheel, the manifest, the Kaggle metadata."""
     start = time.perf_counter()
     entries = _copy_all(plan, tmp, options.show_progress)
@@ -160,7 +160,7 @@ def _assemble(plan: Plan, tmp: Path, options: BundleOptions, meta: Optional[dict
     return manifest
 
 
-def describe_plan(plan: Plan, options: BundleOptions) -> list[str]:
+def describe_plan(plan: BundlePlan, options: BundleOptions) -> list[str]:
     """The dry run's report: each file with its size and source, the missing ones, the totals."""
     lines = [f"plan for {options.out} (from {plan.root}):"]
     for f in plan.files:
@@ -199,7 +199,7 @@ def _check_replaceable(out: Path) -> None:
                         f"it: choose another --out or remove it")
 
 
-def _copy_all(plan: Plan, tmp: Path, show_progress: bool) -> list[FileEntry]:
+def _copy_all(plan: BundlePlan, tmp: Path, show_progress: bool) -> list[FileEntry]:
     entries = []
     with byte_bar(plan.total_bytes, "bundle", show_progress) as progress:
         for f in plan.files:

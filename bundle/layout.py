@@ -105,7 +105,7 @@ class MissingFile:
 
 
 @dataclass(slots=True)
-class Plan:
+class BundlePlan:
     """The resolved table: what to copy (sorted by bundle path) and what is missing."""
 
     root: Path
@@ -131,11 +131,11 @@ class Plan:
 
 def make_plan(root: Path, config: Config, *, include_reports: bool = False,
               include_preprocessed: bool = False, include_extra: Iterable[str] = (),
-              exclude: Iterable[Path] = ()) -> Plan:
+              exclude: Iterable[Path] = ()) -> BundlePlan:
     """Resolve the table (and the extra globs) against `root`; refuse anything reaching outside it."""
     root_real = root.resolve()
     exclude = [Path(p).resolve() for p in exclude]
-    plan = Plan(root=root)
+    plan = BundlePlan(root=root)
     refused: list[str] = []
     taken: dict[str, PlannedFile] = {}
 

@@ -5,12 +5,13 @@
 from fastpack._version import __version__
 from fastpack.lazy import lazy_attributes
 
-__all__ = ["__version__", "pack_sequences", "pack_arrays", "read_token_batches", "PackSummary"]
+__all__ = ["__version__", "pack_sequences", "pack_arrays", "read_token_batches", "PackSpec", "PackSummary"]
 
 _LAZY = {
     "pack_sequences": "fastpack.pack",
     "pack_arrays": "fastpack.pack",
     "PackSummary": "fastpack.pack",
+    "PackSpec": "fastpack.spec",
     "read_token_batches": "fastpack.readers",
 }
 

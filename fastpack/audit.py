@@ -53,11 +53,8 @@ def _beside(meta_path: Path, recorded: str, suffix: str) -> Path:
 
 def audit(packed: str | Path, inputs: Sequence[str | Path] | None = None) -> AuditReport:
     """Check a packed split against its sources (default: the paths its meta records)."""
-    from fastpack.pack import PackParams, _batches
-    from fastpack.readers import BadLines
-    from fastpack.sources import SourcePart
-
-    from fastpack.sources import shard_parts
+    from fastpack.readers import BadLines, read_stream
+    from fastpack.sources import SourcePart, shard_parts
 
     packed = Path(packed)
     meta_path = meta_path_for(packed if packed.suffix in (".npy", ".pt") else packed.with_suffix(".npy"))
@@ -65,30 +62,23 @@ def audit(packed: str | Path, inputs: Sequence[str | Path] | None = None) -> Aud
     kind = "npy" if meta.files["npy"] else "pt"
     array_path = _beside(meta_path, meta.files[kind], f".{kind}")
     windows = _open_windows(array_path)
-    params_dict = dict(meta.params, fields=tuple(meta.params["fields"]))
-    params = PackParams(**params_dict)
+    params = meta.spec()
     if params.num_shards > 1 and inputs is None:
         raise UserError("a shard's sources are shared with other shards: pass --input with the shard's files")
     paths = [Path(p) for p in inputs] if inputs else [Path(s["path"]) for s in meta.sources]
     parts = shard_parts(paths, params.num_shards, params.shard_index, params.fields) if inputs else \
         [SourcePart(p) for p in paths]
     bad = BadLines(skip=params.on_bad_line == "skip")
-    batches = _batches(parts, params, bad, 16 << 20, _NoProgress())
+    batches = read_stream(parts, fields=params.fields, limits=params.limits, bad=bad, separators=params.separators)
     report = AuditReport()
     if windows.shape != meta.shape:
         report.problem(f"{array_path}: shape {windows.shape}, the meta says {meta.shape}")
         return report
     boundaries = read_boundaries(_beside(meta_path, meta.docs, ".docs.npz")) if meta.docs else None
-    checker = {"concat": _ConcatCheck, "document": _DocumentCheck, "bestfit": _BestfitCheck}[params.mode]
-    checker(windows, params, boundaries, report).run(batches)
+    params.mode_object.audit_check()(windows, params, boundaries, report).run(batches)
     report.numbers["skipped_lines"] = bad.count
     _check_accounting(meta, params, report)
     return report
-
-
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
 
 
 def _open_windows(path: Path) -> np.ndarray:
@@ -152,7 +142,7 @@ class _Check:
                                 f", the array has {self.n}")
 
 
-class _ConcatCheck(_Check):
+class ConcatCheck(_Check):
     """Windows are the stream at k*stride; kept in a buffer from the next unchecked window on."""
 
     def run(self, batches) -> None:
@@ -184,7 +174,7 @@ class _ConcatCheck(_Check):
         self.finish_windows(w)
 
 
-class _DocumentCheck(_Check):
+class DocumentCheck(_Check):
     def run(self, batches) -> None:
         L, s = self.L, self.params.stride
         w, doc0 = 0, 0
@@ -206,7 +196,7 @@ class _DocumentCheck(_Check):
         self.finish_windows(w)
 
 
-class _BestfitCheck(_Check):
+class BestFitCheck(_Check):
     """Each document's pieces (seq_len cuts of it) must be the window runs the sidecar gives it, once each."""
 
     def run(self, batches) -> None:

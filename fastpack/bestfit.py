@@ -7,84 +7,69 @@ alone, so it is deterministic and does not depend on threads or block size.
 
 Two passes keep memory bounded by the number of documents, not tokens: pass one reads only the
 lengths, the placement follows, pass two streams the documents again into their slots of the
-output file, which is memory-mapped and preallocated (its pages released as they are written).
+output, which the sink preallocates and maps (a file's pages released as they are written).
+Same interface as the other windowers (windows.py): `feed`, `next_pass`, `finish`, `counts`.
 """
 from __future__ import annotations
-
-import mmap
-from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
 from fastpack import kernels
-from fastpack.readers import TokenBatch
+from fastpack.separators import Separators
 from fastpack.windows import WindowCounts
-from fastpack.writers import write_npy_header
 
 _RELEASE_BYTES = 16 << 20  # give written output pages back to the page cache this often
 
 
-def pack_bestfit(first_pass: Iterable[TokenBatch], second_pass: Callable[[], Iterable[TokenBatch]], out_path: Path,
-                 *, seq_len: int, pad_id: int, bos: bool, eos: bool, dtype,
-                 boundaries=None) -> WindowCounts:
-    """Two passes over the same documents -> `out_path` (.npy) and the sidecar."""
-    dtype = np.dtype(dtype)
-    counts = WindowCounts()
-    lengths = []
-    for batch in first_pass:  # pass one: lengths only
-        lengths.append(np.diff(batch.offsets))
-        counts.add_documents(batch.values.size, batch.offsets, bos, eos)
-    doc_lengths = np.concatenate(lengths) if lengths else np.empty(0, np.int64)
-    first_piece, piece_lengths = kernels.cut_pieces(doc_lengths, seq_len)
-    order, bins, offsets, used = kernels.best_fit_decreasing(piece_lengths, seq_len)
-    n_bins = used.size
-    counts.windows = n_bins
-    counts.padded = n_bins * seq_len - int(used.sum())
-    counts.documents_split = int(np.count_nonzero(doc_lengths > seq_len))
-    piece_dst = bins * seq_len + offsets
+class BestFitWindower:
+    passes = 2
 
-    with open(out_path, "wb") as f:
-        header = write_npy_header(f, (n_bins, seq_len), dtype)
-        f.truncate(header + n_bins * seq_len * dtype.itemsize)
-    if n_bins:
-        with open(out_path, "r+b") as f:
-            mm = mmap.mmap(f.fileno(), 0)
-        out = np.frombuffer(mm, dtype, count=n_bins * seq_len, offset=header)
-        try:
-            first_doc, since_release = 0, 0
-            for batch in second_pass():  # pass two: every piece to its slot
-                n = batch.offsets.size - 1
-                kernels.scatter_pieces(batch.values, batch.offsets, first_piece[first_doc:first_doc + n + 1],
-                                       piece_lengths, piece_dst, out)
-                first_doc += n
-                since_release += batch.values.size * dtype.itemsize
-                if since_release > _RELEASE_BYTES:  # keep RSS flat: the data stays in the page cache
-                    mm.madvise(mmap.MADV_DONTNEED)
-                    since_release = 0
-            if first_doc != doc_lengths.size:
-                raise RuntimeError(f"pass two read {first_doc} documents, pass one {doc_lengths.size}")
-            if pad_id != 0:  # the preallocated file reads as zeros
-                kernels.fill_tails(out.reshape(n_bins, seq_len), used, pad_id)
-        finally:
-            del out
-            _close(mm)
-    if boundaries is not None:
-        piece_docs = np.repeat(np.arange(doc_lengths.size, dtype=np.int64), np.diff(first_piece))
-        boundaries.add(*kernels.bin_segments(order, bins, piece_lengths, piece_docs, n_bins))
-    return counts
+    def __init__(self, *, seq_len: int, stride: int, separators: Separators, pad_id: int | None, dtype, sink,
+                 boundaries=None) -> None:
+        assert stride == seq_len, "checked by the mode"
+        self.seq_len, self.separators, self.pad = seq_len, separators, pad_id
+        self.dtype = np.dtype(dtype)
+        self.sink, self.boundaries = sink, boundaries
+        self.counts = WindowCounts()
+        self._lengths: list[np.ndarray] = []
+        self._out: np.ndarray | None = None  # pass two: the mapped output rows
+        self._first_doc = self._since_release = 0
 
+    def feed(self, tokens: np.ndarray, offsets: np.ndarray) -> None:
+        if self._out is None:  # pass one: lengths only
+            self._lengths.append(np.diff(offsets))
+            self.counts.add_documents(tokens.size, offsets, self.separators)
+            return
+        n = offsets.size - 1
+        first = self._first_doc
+        kernels.scatter_pieces(tokens, offsets, self._first_piece[first:first + n + 1], self._piece_lengths,
+                               self._piece_dst, self._out.reshape(-1))
+        self._first_doc += n
+        self._since_release += tokens.size * self.dtype.itemsize
+        if self._since_release > _RELEASE_BYTES:  # keep RSS flat: the data stays in the page cache
+            self.sink.release_pages()
+            self._since_release = 0
 
-def _close(mm: mmap.mmap) -> None:
-    """Unmap the output. A view can outlive `del` in a reference cycle (seen after numba's first
-    compile); collect it, and if one is still alive leave the unmapping to it: the data is in the page cache."""
-    try:
-        mm.close()
-    except BufferError:
-        import gc
+    def next_pass(self) -> None:
+        """The placement, from pass one's lengths; then the output is preallocated for pass two."""
+        c, L = self.counts, self.seq_len
+        self._doc_lengths = np.concatenate(self._lengths) if self._lengths else np.empty(0, np.int64)
+        self._lengths = []
+        self._first_piece, self._piece_lengths = kernels.cut_pieces(self._doc_lengths, L)
+        self._order, self._bins, offsets, self._used = kernels.best_fit_decreasing(self._piece_lengths, L)
+        c.windows = self._used.size
+        c.padded = c.windows * L - int(self._used.sum())
+        c.documents_split = int(np.count_nonzero(self._doc_lengths > L))
+        self._piece_dst = self._bins * L + offsets
+        self._out = self.sink.mapped(c.windows)  # reads as zeros
 
-        gc.collect()
-        try:
-            mm.close()
-        except BufferError:
-            pass
+    def finish(self) -> None:
+        if self._first_doc != self._doc_lengths.size:
+            raise RuntimeError(f"pass two read {self._first_doc} documents, pass one {self._doc_lengths.size}")
+        if self.pad != 0 and self.counts.windows:
+            kernels.fill_tails(self._out, self._used, self.pad)
+        self._out = None
+        if self.boundaries is not None:
+            piece_docs = np.repeat(np.arange(self._doc_lengths.size, dtype=np.int64), np.diff(self._first_piece))
+            self.boundaries.add(*kernels.bin_segments(self._order, self._bins, self._piece_lengths, piece_docs,
+                                                      self.counts.windows))

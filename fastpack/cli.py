@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from fastpack.errors import UserError, run_main
+from fastpack.modes import MODES
 
 SUBCOMMANDS = {"audit": "fastpack.audit"}  # name -> module with a main(argv)
 
@@ -49,9 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     w = p.add_argument_group("windows")
     w.add_argument("--seq-len", type=int, metavar="N", help="tokens per window (config default 1024)")
     w.add_argument("--stride", type=int, metavar="N", help="start of window k is k*stride (default: seq-len)")
-    w.add_argument("--mode", choices=("concat", "document", "bestfit"),
-                   help="concat: one stream cut into windows (default); document: each document windowed alone; "
-                        "bestfit: whole documents packed into windows by best-fit-decreasing, rest padded")
+    w.add_argument("--mode", choices=tuple(MODES),
+                   help="; ".join(f"{name}: {mode.__doc__.split(';')[0].rstrip('.')}" for name, mode in MODES.items())
+                   + " (default concat)")
     eos = w.add_mutually_exclusive_group()
     eos.add_argument("--eos-id", type=int, metavar="N", help="eos after every document (default: the tokenizer's)")
     eos.add_argument("--no-eos", action="store_true", help="no separator between documents")
@@ -107,16 +108,15 @@ def _pack(argv: Sequence[str]) -> int:
 def _plan(args):
     """The config with flags applied and tokenizer defaults filled in, and the (inputs, output) jobs."""
     from fastpack.config import config_root, find_config, load_config
-    from fastpack.project import tokenized_splits, with_tokenizer_defaults
+    from fastpack.project import tokenized_splits, with_pack_flags, with_tokenizer_defaults
 
     config_path = Path(args.config) if args.config else find_config(".")
     config = load_config(config_path, args.set)
     root = config_root(config_path) if config_path else Path.cwd()
-    config = config.replace(
-        "packing", seq_len=args.seq_len, stride=args.seq_len if args.stride is None else args.stride,
-        mode=args.mode, eos_id=args.eos_id, bos_id=args.bos_id, pad_id=args.pad_id, vocab_size=args.vocab_size,
-        field=args.field, dtype=args.dtype, on_bad_line=args.on_bad_line,
-        add_eos=False if args.no_eos else None, pad_last=True if args.pad_last else None,
+    config = with_pack_flags(
+        config, seq_len=args.seq_len, stride=args.stride, mode=args.mode, eos_id=args.eos_id, bos_id=args.bos_id,
+        pad_id=args.pad_id, vocab_size=args.vocab_size, field=args.field, dtype=args.dtype,
+        on_bad_line=args.on_bad_line, add_eos=False if args.no_eos else None, pad_last=True if args.pad_last else None,
     )
     config, filled, info_path = with_tokenizer_defaults(config, root)
     if filled:

@@ -136,11 +136,12 @@ class SplitConfig:
 
 @dataclass(**_FROZEN)
 class PackingConfig:
-    """How token files become windows (fastpack/pack.py). The packed meta records the values used."""
+    """How token files become windows: checked (with the tokenizer's ids filled in) as one `fastpack.spec.PackSpec`
+    when packing, whose values the packed meta records."""
 
     seq_len: Optional[int] = None  # None: 1024 when packing; the trainer takes the packed windows' length
     stride: Optional[int] = None  # None: = seq_len (disjoint windows); < seq_len: overlapping
-    mode: Literal["concat", "document", "bestfit"] = "concat"
+    mode: str = "concat"  # concat, document or bestfit (fastpack/modes.py)
     add_eos: bool = True  # eos after every document
     eos_id: Optional[int] = None  # None: from tokenizer_info.json
     bos_id: Optional[int] = None  # set: bos before every document
@@ -151,20 +152,6 @@ class PackingConfig:
     format: Literal["npy", "pt", "both"] = "npy"
     dtype: Literal["int32", "uint16", "auto"] = "int32"
     on_bad_line: Literal["error", "skip"] = "error"
-
-    def __post_init__(self) -> None:
-        if self.seq_len is not None and self.seq_len < 1:
-            raise UserError(f"packing.seq_len (--seq-len) must be >= 1, got {self.seq_len}")
-        if self.stride is not None and not 1 <= self.stride <= self.window_len:
-            raise UserError(f"packing.stride (--stride) must be between 1 and seq_len ({self.window_len}), got {self.stride}")
-
-    @property
-    def window_len(self) -> int:
-        return DEFAULT_SEQ_LEN if self.seq_len is None else self.seq_len
-
-    @property
-    def window_stride(self) -> int:
-        return self.window_len if self.stride is None else self.stride
 
 
 @dataclass(**_FROZEN)

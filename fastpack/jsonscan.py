@@ -9,8 +9,9 @@ it only decides "fast" or "ask orjson".
 Every line handed in ends with `\n` (the caller puts one after a last line that lacks it). No
 JSON token may contain a raw newline, so every scanning loop stops on it without bounds checks.
 
-Each document is written with its separators (`bos`/`eos` >= 0) around it, unless it is empty,
-so the values are already the packing stream. Per line the scanner finds the top-level key of highest priority among `names` (the field, or
+Each non-empty document is written with `head`/`tail` free slots around it (1: one slot, 0: none),
+where `separators.Separators.fill` later writes the bos/eos ids: the values are already laid out as
+the packing stream. Per line the scanner finds the top-level key of highest priority among `names` (the field, or
 input_ids > ids > tokens > token_ids), parses its array of non-negative ints, checks each
 against `limit`, and skips every other value. Refused: a key with a backslash escape, a
 duplicate of the chosen key, ints with a leading zero / sign / fraction / exponent / > 10
@@ -265,13 +266,14 @@ def _key_priority(buf, ks, ke, names, name_starts):
 
 
 @njit(cache=True)
-def _parse_ids(buf, j, limit, bos, eos, values, v):
-    """Ints < limit at buf[j] ('[') appended to values[v:] between bos and eos: (index after ']', new v) or (-1, v)."""
+def _parse_ids(buf, j, limit, head, tail, values, v):
+    """Ints < limit at buf[j] ('[') appended to values[v:] after `head` free slots, `tail` left after them.
+
+    Returns (index after ']', new v) or (-1, v)."""
     j = _skip_ws(buf, j + 1)
-    if buf[j] == 93:  # ] an empty document: no separators either
+    if buf[j] == 93:  # ] an empty document: no separator slots either
         return j + 1, v
-    if bos >= 0:
-        values[v] = bos
+    if head > 0:
         v += 1
     while True:
         c = buf[j]
@@ -303,8 +305,7 @@ def _parse_ids(buf, j, limit, bos, eos, values, v):
         if c == 44:
             j = _skip_ws(buf, j + 1)
         elif c == 93:
-            if eos >= 0:
-                values[v] = eos
+            if tail > 0:
                 v += 1
             return j + 1, v
         else:
@@ -312,7 +313,7 @@ def _parse_ids(buf, j, limit, bos, eos, values, v):
 
 
 @njit(cache=True)
-def _scan_line(buf, j, names, name_starts, limit, bos, eos, values, v, stack):
+def _scan_line(buf, j, names, name_starts, limit, head, tail, values, v, stack):
     """One line starting at buf[j].
 
     Returns (status, index of the line's newline or -1, new v):
@@ -349,7 +350,7 @@ def _scan_line(buf, j, names, name_starts, limit, bos, eos, values, v, stack):
         if p >= 0 and p < best:
             if buf[j] != 91:
                 return -1, -1, v0
-            j, v = _parse_ids(buf, j, limit, bos, eos, values, v0)
+            j, v = _parse_ids(buf, j, limit, head, tail, values, v0)
             if j < 0:
                 return -1, -1, v0
             best = p
@@ -379,7 +380,7 @@ def _next_newline(buf, j):
 
 
 @njit(cache=True)
-def _scan_part(buf, start, end, names, name_starts, limit, bos, eos, values, v0, doc_ends, doc_lines, d0, d_cap,
+def _scan_part(buf, start, end, names, name_starts, limit, head, tail, values, v0, doc_ends, doc_lines, d0, d_cap,
                fb_lines, fb_starts, fb_ends, fb_docs, f0, f_cap, stack):
     """Scan the lines of buf[start:end] (end just after a newline). Returns (status, lines, docs, values, refused)."""
     v = v0
@@ -388,7 +389,7 @@ def _scan_part(buf, start, end, names, name_starts, limit, bos, eos, values, v0,
     line = 0
     j = start
     while j < end:
-        status, e, v_new = _scan_line(buf, j, names, name_starts, limit, bos, eos, values, v, stack)
+        status, e, v_new = _scan_line(buf, j, names, name_starts, limit, head, tail, values, v, stack)
         if status == 1:
             if d == d_cap:
                 return DOCS_FULL, line, d, v - v0, f
@@ -411,19 +412,19 @@ def _scan_part(buf, start, end, names, name_starts, limit, bos, eos, values, v0,
 
 
 @njit(cache=True, parallel=True)
-def scan_block(buf, part_bounds, names, name_starts, limit, bos, eos, values, value_cap, doc_ends, doc_lines, doc_cap,
+def scan_block(buf, part_bounds, names, name_starts, limit, head, tail, values, value_cap, doc_ends, doc_lines, doc_cap,
                fb_lines, fb_starts, fb_ends, fb_docs, fb_cap, results):
     """Scan the parts buf[part_bounds[p]:part_bounds[p+1]] in parallel, each into its own slices.
 
-    Part p writes values[p*value_cap:] (value_cap >= part bytes / 2 always suffices, separators
-    included), doc_ends/doc_lines[p*doc_cap:] (relative to its slices),
+    Part p writes values[p*value_cap:] (value_cap >= part bytes / 2 always suffices, separator
+    slots included), doc_ends/doc_lines[p*doc_cap:] (relative to its slices),
     refused lines to fb_*[p*fb_cap:]; results[p] = (status, lines, docs, values, refused).
     """
     n_parts = part_bounds.size - 1
     for p in prange(n_parts):
         stack = np.empty(MAX_DEPTH, np.uint8)
         status, lines, docs, nvals, refused = _scan_part(
-            buf, part_bounds[p], part_bounds[p + 1], names, name_starts, limit, bos, eos,
+            buf, part_bounds[p], part_bounds[p + 1], names, name_starts, limit, head, tail,
             values, p * value_cap, doc_ends, doc_lines, p * doc_cap, doc_cap,
             fb_lines, fb_starts, fb_ends, fb_docs, p * fb_cap, fb_cap, stack)
         results[p, 0] = status

@@ -29,21 +29,26 @@ def stream_positions(offsets, n_extra, start):
 
 
 @njit(cache=True, parallel=True)
-def build_stream(values, offsets, positions, bos, eos, out):
-    """out[positions[i]:] = [bos] + doc_i + [eos] for every non-empty document (bos/eos < 0: none)."""
+def spread_documents(values, offsets, positions, head, out):
+    """out[positions[i] + head:] = doc_i for every non-empty document: room for its separators around it."""
     n_docs = offsets.size - 1
     for i in prange(n_docs):
         a = offsets[i]
         n = offsets[i + 1] - a
-        if n == 0:
-            continue
-        p = positions[i]
-        if bos >= 0:
-            out[p] = bos
-            p += 1
-        out[p:p + n] = values[a:a + n]
-        if eos >= 0:
-            out[p + n] = eos
+        if n > 0:
+            p = positions[i] + head
+            out[p:p + n] = values[a:a + n]
+
+
+@njit(cache=True)
+def fill_separators(stream, offsets, bos, eos):
+    """stream[offsets[i]] = bos and stream[offsets[i+1] - 1] = eos for every non-empty document (< 0: none)."""
+    for i in range(offsets.size - 1):
+        if offsets[i + 1] > offsets[i]:
+            if bos >= 0:
+                stream[offsets[i]] = bos
+            if eos >= 0:
+                stream[offsets[i + 1] - 1] = eos
 
 
 @njit(cache=True)

@@ -27,11 +27,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from fastpack._version import __version__
 from fastpack.errors import UserError
 from fastpack.jsonfile import read_json
+
+if TYPE_CHECKING:
+    from fastpack.spec import PackSpec
 
 FORMAT_VERSION = 1
 _REQUIRED = ("name", "files", "shape", "dtype", "seq_len", "stride", "mode")
@@ -61,6 +64,23 @@ class PackMeta:
     format_version: int = FORMAT_VERSION
     fastpack_version: str = __version__
 
+    @classmethod
+    def of_pack(cls, spec: "PackSpec", *, name: str, files: dict[str, Path], docs: str, rows: int,
+                counts: dict[str, int], sources: list[dict[str, Any]], config: Optional[dict[str, Any]]) -> "PackMeta":
+        """The meta of a split just packed with `spec`: its window parameters are the spec's."""
+        return cls(name=name, files={"npy": None, "pt": None} | {k: p.name for k, p in files.items()}, docs=docs,
+                   shape=(rows, spec.seq_len), dtype=spec.dtype, seq_len=spec.seq_len, stride=spec.stride,
+                   mode=spec.mode, eos_id=spec.eos_id, bos_id=spec.bos_id, pad_id=spec.pad_id,
+                   vocab_size=spec.vocab_size, counts=counts, sources=sources, params=spec.to_dict(),
+                   shard={"index": spec.shard_index, "count": spec.num_shards} if spec.num_shards > 1 else None,
+                   config=config)
+
+    def spec(self) -> "PackSpec":
+        """The parameters it was packed with (from `params`)."""
+        from fastpack.spec import PackSpec
+
+        return PackSpec.from_dict(self.params)
+
     @property
     def n_windows(self) -> int:
         return self.shape[0]
@@ -84,6 +104,10 @@ class PackMeta:
         for key in ("seq_len", "stride"):
             if type(data[key]) is not int or data[key] < 1:
                 raise UserError(f"{source}: {key} must be an integer >= 1, got {data[key]!r}")
+        from fastpack.modes import MODES
+
+        if data["mode"] not in MODES:
+            raise UserError(f"{source}: mode must be one of {', '.join(MODES)}, got {data['mode']!r}")
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["shape"] = tuple(shape)

@@ -22,10 +22,10 @@ def with_tokenizer_defaults(config: Config, root: Path, required: bool = False) 
     info_path = config.paths.resolve(root, "tokenizer_dir") / TOKENIZER_INFO
     if not info_path.is_file() and not required:
         return config, {}, info_path
-    info = load_tokenizer_info(info_path)
+    tokenizer = load_tokenizer_info(info_path)
     pk = config.packing
-    filled = {k: v for k, v in (("eos_id", info.id_or_none("eos")), ("pad_id", info.id_or_none("pad")),
-                                ("vocab_size", info.vocab_size)) if getattr(pk, k) is None and v is not None}
+    filled = {k: v for k, v in (("eos_id", tokenizer.id_or_none("eos")), ("pad_id", tokenizer.id_or_none("pad")),
+                                ("vocab_size", tokenizer.vocab_size)) if getattr(pk, k) is None and v is not None}
     return config.replace("packing", **filled), filled, info_path
 
 
@@ -36,16 +36,23 @@ def tokenized_splits(config: Config, root: Path) -> list[tuple[str, Path]]:
     return sorted(found, key=lambda sp: (SPLITS.index(sp[0]) if sp[0] in SPLITS else len(SPLITS), sp[0]))
 
 
+def with_pack_flags(config: Config, **flags) -> Config:
+    """Command-line flags over the packing section (None: not given). `--seq-len` without `--stride`
+    also resets the stride, so the windows are disjoint (the spec defaults it to seq_len)."""
+    values = {k: v for k, v in flags.items() if v is not None}
+    if "seq_len" in values and "stride" not in values:
+        values["stride"] = None
+    data = config.to_dict()
+    data["packing"].update(values)
+    return type(config).from_dict(data, source="arguments")
+
+
 def pack_split(config: Config, inputs: Sequence[str | Path], output: str | Path, *, format: str | None = None,
                num_shards: int = 1, shard_index: int = 0, show_progress: bool = False, force: bool = False):
     """`pack_sequences` with the packing section's parameters; the resolved config goes into the meta."""
     from fastpack.pack import pack_sequences
+    from fastpack.spec import PackSpec
 
-    pk = config.packing
-    return pack_sequences(
-        inputs, output, seq_len=pk.window_len, stride=pk.window_stride, mode=pk.mode, eos_id=pk.eos_id,
-        add_eos=pk.add_eos, bos_id=pk.bos_id, pad_id=pk.pad_id, pad_last=pk.pad_last, field=pk.field,
-        vocab_size=pk.vocab_size, format=format, dtype=pk.dtype, on_bad_line=pk.on_bad_line,
-        num_shards=num_shards, shard_index=shard_index, show_progress=show_progress, force=force,
-        config=config.to_dict(),
-    )
+    spec = PackSpec.from_config(config.packing, num_shards=num_shards, shard_index=shard_index)
+    return pack_sequences(inputs, output, spec, format=format, show_progress=show_progress, force=force,
+                          config=config.to_dict())

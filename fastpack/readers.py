@@ -5,6 +5,10 @@ scanner (`jsonscan`), its parts in parallel; lines it refuses are re-parsed with
 either gives the ids or the exact error, reported as `path:line: problem`. Parquet and Arrow IPC
 files (what HF `datasets` writes) are read with pyarrow, a list-of-int column at a time.
 Memory is bounded by the block size (or the longest line), never by the file size.
+
+One class per input kind (`READERS`, picked by suffix in `reader_for`); adding a kind is one class
+with the same constructor, `__iter__`, `shard_units` and `input_bytes`. Readers lay documents out
+with free slots for the separators; `read_stream`, the read stage, has the ids written into them.
 """
 from __future__ import annotations
 
@@ -23,13 +27,12 @@ import orjson
 from fastpack import jsonscan
 from fastpack.buffers import Buffers
 from fastpack.errors import UserError
+from fastpack.separators import Separators
+from fastpack.spec import DEFAULT_FIELDS, IdLimits
 
-DEFAULT_FIELDS = ("input_ids", "ids", "tokens", "token_ids")
-INT32_LIMIT = 2**31  # ids must be < this to fit int32
 BLOCK_BYTES = 16 << 20
 MIN_PART_BYTES = 1 << 20  # below this a part is not worth a thread
 MAX_PARTS: int | None = None  # parts per block; None: one per numba thread
-ARROW_SUFFIXES = (".parquet", ".arrow", ".feather", ".ipc")
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -51,29 +54,6 @@ class TokenBatch:
         import pyarrow as pa
 
         return pa.LargeListArray.from_arrays(pa.array(self.offsets), pa.array(self.values))
-
-
-@dataclass(frozen=True)
-class IdLimits:
-    """What an id must be below, and why (the error says which limit it broke)."""
-
-    vocab_size: int | None = None
-    dtype_limit: int | None = None  # 65536 for uint16 output
-
-    @property
-    def limit(self) -> int:
-        return min(x for x in (INT32_LIMIT, self.vocab_size, self.dtype_limit) if x is not None)
-
-    def problem(self, value: int) -> str | None:
-        if value < 0:
-            return f"{value} is negative (token ids must be >= 0)"
-        if value >= INT32_LIMIT:
-            return f"{value} is beyond int32"
-        if self.vocab_size is not None and value >= self.vocab_size:
-            return f"{value} is >= vocab size {self.vocab_size}"
-        if self.dtype_limit is not None and value >= self.dtype_limit:
-            return f"{value} does not fit uint16 (ids must be < {self.dtype_limit}; use --dtype int32)"
-        return None
 
 
 @dataclass
@@ -130,30 +110,32 @@ def _describe(x) -> str:
     return {list: "a list", dict: "an object"}.get(type(x), type(x).__name__)
 
 
-@dataclass(frozen=True)
-class Separators:
-    """Ids put around every non-empty document as it is read (-1: none), so batches are stream pieces."""
-
-    bos: int = -1
-    eos: int = -1
-
-    @property
-    def per_doc(self) -> int:
-        return (self.bos >= 0) + (self.eos >= 0)
-
-    def wrap(self, ids: np.ndarray) -> np.ndarray:
-        if ids.size == 0 or not self.per_doc:
-            return ids
-        head, tail = [self.bos] * (self.bos >= 0), [self.eos] * (self.eos >= 0)
-        return np.concatenate([np.array(head, np.int32), ids, np.array(tail, np.int32)])
-
-
 class JsonlReader:
     """Token JSONL -> batches of documents. Reads the lines whose first byte is in [start, end).
 
     Batches are views of reused buffers, valid until the next one is taken: one per parallel
     part of a block, so nothing is copied between the scanner and the windower.
     """
+
+    kind = "JSONL"
+    reuses_buffers = True
+
+    @classmethod
+    def handles(cls, path: Path) -> bool:
+        return True  # whatever no other reader claims
+
+    @staticmethod
+    def shard_units(path: Path, fields: Sequence[str]) -> int:
+        """A shard is a byte range."""
+        return path.stat().st_size
+
+    @staticmethod
+    def input_bytes(path: Path, start: int, end: int | None) -> int:
+        return path.stat().st_size - start if end is None else end - start
+
+    @classmethod
+    def for_part(cls, part, *, block_bytes: int = BLOCK_BYTES, **common) -> "JsonlReader":
+        return cls(part.path, start=part.start, end=part.end, block_bytes=block_bytes, **common)
 
     def __init__(self, path: str | os.PathLike, *, fields: Sequence[str], limits: IdLimits, bad: BadLines,
                  separators: Separators = Separators(), block_bytes: int = BLOCK_BYTES, start: int = 0,
@@ -254,7 +236,7 @@ class JsonlReader:
             doc_ends = s.get("doc_ends", n_parts * doc_cap, np.int64)
             doc_lines = s.get("doc_lines", n_parts * doc_cap, np.int64)
             fb = [s.get(k, n_parts * fb_cap, np.int64) for k in ("fb_lines", "fb_starts", "fb_ends", "fb_docs")]
-            jsonscan.scan_block(buf, bounds, self._names, self._name_starts, self.limits.limit, sep.bos, sep.eos,
+            jsonscan.scan_block(buf, bounds, self._names, self._name_starts, self.limits.limit, sep.head, sep.tail,
                                 values, value_cap, doc_ends, doc_lines, doc_cap, *fb, fb_cap, results)
             if (results[:, 0] == jsonscan.OK).all():
                 break
@@ -300,7 +282,7 @@ class JsonlReader:
                         ids += " (the last line has no newline: truncated file?)"
                     self.bad.report(f"{self.path}:{self._line_number(line0, index)}", ids)
                     continue
-                ids = self.separators.wrap(ids)
+                ids, _ = self.separators.spread(ids, np.array([0, ids.size], np.int64))
                 pieces.append(ids)
                 lengths.append(np.array([ids.size], np.int64))
             if nd > done:
@@ -314,15 +296,40 @@ class JsonlReader:
 
 
 class ArrowReader:
-    """Parquet / Arrow IPC (file or stream) with a list-of-int column -> TokenBatch per record batch."""
+    """Parquet / Arrow IPC (file or stream) with a list-of-int column -> TokenBatch per record batch.
 
-    def __init__(self, path: str | os.PathLike, *, fields: Sequence[str], limits: IdLimits, bad: BadLines,
-                 separators: Separators = Separators(), rows: tuple[int, int] | None = None,
-                 batch_rows: int = 4096) -> None:
+    Reads rows [start, end); the last batch of the file carries its size in `nbytes` (progress).
+    """
+
+    kind = "Parquet/Arrow"
+    reuses_buffers = False
+    suffixes = (".parquet", ".arrow", ".feather", ".ipc")
+
+    def __init__(self, path: str | os.PathLike, *, fields: Sequence[str], limits: IdLimits | None,
+                 bad: BadLines | None, separators: Separators = Separators(), start: int = 0,
+                 end: int | None = None, batch_rows: int = 4096) -> None:
         self.path = Path(path)
         self.fields, self.limits, self.bad, self.separators = tuple(fields), limits, bad, separators
-        self.rows = rows
+        self.start, self.end = start, end
         self.batch_rows = batch_rows
+
+    @classmethod
+    def handles(cls, path: Path) -> bool:
+        return path.suffix.lower() in cls.suffixes
+
+    @classmethod
+    def shard_units(cls, path: Path, fields: Sequence[str]) -> int:
+        """A shard is a row range."""
+        return cls(path, fields=fields, limits=None, bad=None).num_rows()
+
+    @staticmethod
+    def input_bytes(path: Path, start: int, end: int | None) -> int:
+        return path.stat().st_size
+
+    @classmethod
+    def for_part(cls, part, *, block_bytes: int = 0, **common) -> "ArrowReader":
+        """`block_bytes` is JSONL's: Arrow is read a record batch at a time."""
+        return cls(part.path, start=part.start, end=part.end, **common)
 
     def num_rows(self) -> int:
         import pyarrow.parquet as pq
@@ -332,16 +339,21 @@ class ArrowReader:
         return sum(rb.num_rows for rb in self._record_batches())
 
     def __iter__(self) -> Iterator[TokenBatch]:
-        row = 0
-        lo, hi = self.rows or (0, None)
+        row, last = 0, None
+        lo, hi = self.start, self.end
         for rb in self._record_batches():
             n = rb.num_rows
             a, b = max(lo - row, 0), n if hi is None else min(hi - row, n)
             if a < b:
-                yield self._to_batch(rb.slice(a, b - a), row + a)
+                if last is not None:
+                    yield last
+                last = self._to_batch(rb.slice(a, b - a), row + a)
             row += n
             if hi is not None and row >= hi:
                 break
+        if last is not None:
+            last.nbytes = self.path.stat().st_size
+            yield last
 
     def _record_batches(self):
         """Record batches holding just the ids column."""
@@ -402,25 +414,29 @@ class ArrowReader:
         out_offsets = np.zeros(lengths.size + 1, np.int64)
         np.cumsum(lengths, out=out_offsets[1:])
         skipped = int((~keep).sum())
-        vals = vals.astype(np.int32)
-        vals, out_offsets = add_separators(vals, out_offsets, self.separators)
+        vals, out_offsets = self.separators.spread(vals.astype(np.int32), out_offsets)
         return TokenBatch(vals, out_offsets, nbytes=0, skipped=skipped)
 
 
-def add_separators(values: np.ndarray, offsets: np.ndarray, sep: Separators) -> tuple[np.ndarray, np.ndarray]:
-    """Documents `values`/`offsets` -> the stream [bos] doc [eos] ... and its document offsets."""
-    from fastpack.kernels import build_stream, stream_positions
-
-    if not sep.per_doc:
-        return values, offsets
-    positions = stream_positions(offsets, sep.per_doc, 0)
-    stream = np.empty(int(positions[-1]), np.int32)
-    build_stream(values, offsets, positions, sep.bos, sep.eos, stream)
-    return stream, positions
+READERS = (ArrowReader, JsonlReader)  # the first that handles a path reads it
 
 
-def is_arrow_path(path: str | os.PathLike) -> bool:
-    return Path(path).suffix.lower() in ARROW_SUFFIXES
+def reader_for(path: str | os.PathLike) -> type:
+    """The reader class for a file, by its suffix."""
+    return next(r for r in READERS if r.handles(Path(path)))
+
+
+def read_stream(parts, *, fields: Sequence[str], limits: IdLimits, bad: BadLines, separators: Separators,
+                block_bytes: int = BLOCK_BYTES, progress=None) -> Iterator[TokenBatch]:
+    """The read stage: the parts of the inputs in order, as stream pieces with their separators written."""
+    for part in parts:
+        reader = reader_for(part.path).for_part(part, block_bytes=block_bytes, fields=fields, limits=limits, bad=bad,
+                                                separators=separators)
+        for batch in reader:
+            separators.fill(batch.values, batch.offsets)
+            if progress is not None:
+                progress.update(batch.nbytes)
+            yield batch
 
 
 def read_token_batches(paths: str | os.PathLike | Sequence[str | os.PathLike], *, field: str | None = None,
@@ -430,13 +446,13 @@ def read_token_batches(paths: str | os.PathLike | Sequence[str | os.PathLike], *
 
     `batch.to_arrow()` views a batch as a `pyarrow.LargeListArray` without copying.
     """
+    from fastpack.sources import SourcePart
+
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     fields = (field,) if field else DEFAULT_FIELDS
     limits, bad = IdLimits(vocab_size=vocab_size), BadLines(skip=on_bad_line == "skip")
-    for path in paths:
-        if is_arrow_path(path):
-            yield from ArrowReader(path, fields=fields, limits=limits, bad=bad)
-        else:
-            for batch in JsonlReader(path, fields=fields, limits=limits, bad=bad, block_bytes=block_bytes):
-                yield TokenBatch(batch.values.copy(), batch.offsets.copy(), batch.nbytes, batch.skipped)
+    parts = [SourcePart(Path(p)) for p in paths]
+    for batch in read_stream(parts, fields=fields, limits=limits, bad=bad, separators=Separators(),
+                             block_bytes=block_bytes):
+        yield TokenBatch(batch.values.copy(), batch.offsets.copy(), batch.nbytes, batch.skipped)

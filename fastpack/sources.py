@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from fastpack.errors import UserError
-from fastpack.readers import ArrowReader, is_arrow_path
+from fastpack.readers import reader_for
 
 _SAMPLES = 16
 _SAMPLE_BYTES = 1 << 16
@@ -21,15 +21,16 @@ _SAMPLE_BYTES = 1 << 16
 
 @dataclass(frozen=True)
 class SourcePart:
-    """One input file and the share of it to read: bytes for JSONL, rows for Parquet/Arrow."""
+    """One input file and the share of it to read, in its reader's units: bytes for JSONL, rows for Parquet/Arrow."""
 
     path: Path
     start: int = 0
     end: int | None = None
 
     @property
-    def is_arrow(self) -> bool:
-        return is_arrow_path(self.path)
+    def input_bytes(self) -> int:
+        """Bytes of input it stands for (for progress)."""
+        return reader_for(self.path).input_bytes(self.path, self.start, self.end)
 
 
 def check_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -69,15 +70,14 @@ def describe_sources(paths: Sequence[Path]) -> list[dict]:
 
 def shard_parts(paths: Sequence[Path], num_shards: int, shard_index: int, fields: Sequence[str]) -> list[SourcePart]:
     """The share of `paths` that shard `shard_index` of `num_shards` reads."""
-    if num_shards < 1 or not 0 <= shard_index < num_shards:
-        raise UserError(f"--shard-index must be in [0, {num_shards}), got {shard_index}")
     if num_shards == 1:
         return [SourcePart(p) for p in paths]
-    kinds = {is_arrow_path(p) for p in paths}
+    kinds = {reader_for(p) for p in paths}
     if len(kinds) > 1:
-        raise UserError("sharding needs inputs of one kind: all JSONL or all Parquet/Arrow")
-    sizes = [ArrowReader(p, fields=fields, limits=None, bad=None).num_rows() if kinds == {True} else p.stat().st_size
-             for p in paths]
+        raise UserError(f"sharding needs inputs of one kind, got {' and '.join(sorted(k.kind for k in kinds))}:"
+                        " all JSONL or all Parquet/Arrow")
+    (reader,) = kinds
+    sizes = [reader.shard_units(p, fields) for p in paths]
     total = sum(sizes)
     lo, hi = shard_index * total // num_shards, (shard_index + 1) * total // num_shards
     parts, base = [], 0

@@ -9,6 +9,10 @@ when `pad_last` (starting at the first window start that did not fit, if inside 
 
 Each windower also reports, per window, the document segments it holds (the boundaries
 sidecar, see `boundaries.py`) and counts the documents split across windows or truncated.
+
+The interface every mode's windower has (best-fit's is in bestfit.py): `passes` reads of the
+input, each a series of `feed(tokens, offsets)`, `next_pass()` between them, then `finish()`;
+`counts` afterwards. Which mode uses which windower: modes.py.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import numpy as np
 
 from fastpack import kernels
 from fastpack.buffers import Buffers
+from fastpack.separators import Separators
 
 
 class Sink(Protocol):
@@ -46,15 +51,15 @@ class WindowCounts:
     documents_split: int = 0  # no single window holds the whole document
     documents_truncated: int = 0  # some of its tokens are in no window
 
-    def add_documents(self, n_tokens: int, offsets: np.ndarray, bos: bool, eos: bool) -> None:
+    def add_documents(self, n_tokens: int, offsets: np.ndarray, separators: Separators) -> None:
         """A batch of stream pieces: documents with their separators, `n_tokens` in all."""
         n_docs = offsets.size - 1
         nonempty = int(np.count_nonzero(offsets[1:] != offsets[:-1]))
         self.documents += n_docs
         self.empty_documents += n_docs - nonempty
-        self.tokens_in += n_tokens - nonempty * (bos + eos)
-        self.eos_added += nonempty * eos
-        self.bos_added += nonempty * bos
+        self.tokens_in += n_tokens - nonempty * separators.per_doc
+        self.eos_added += nonempty * separators.tail
+        self.bos_added += nonempty * separators.head
 
 
 class _DocTracker:
@@ -90,10 +95,12 @@ class _DocTracker:
 
 
 class _Windower:
-    def __init__(self, *, seq_len: int, stride: int, bos: bool, eos: bool, pad_id: int | None, dtype,
+    passes = 1
+
+    def __init__(self, *, seq_len: int, stride: int, separators: Separators, pad_id: int | None, dtype,
                  sink: Sink, boundaries=None) -> None:
         self.seq_len, self.stride = seq_len, stride
-        self.bos, self.eos = bos, eos
+        self.separators = separators
         self.pad = pad_id
         self.dtype = np.dtype(dtype)
         self.sink = sink
@@ -106,8 +113,10 @@ class _Windower:
             self.boundaries.add(counts, lengths, docs)
 
     def _count(self, tokens: np.ndarray, offsets: np.ndarray) -> None:
-        self.counts.add_documents(tokens.size, offsets, self.bos, self.eos)
+        self.counts.add_documents(tokens.size, offsets, self.separators)
 
+    def next_pass(self) -> None:
+        raise AssertionError("one pass")
 
     def _write_tokens(self, tokens: np.ndarray) -> None:
         if tokens.dtype != self.dtype:  # uint16 output: ids were checked to fit
@@ -195,10 +204,3 @@ class DocumentWindower(_Windower):
     def finish(self) -> None:
         pass
 
-
-def make_windower(mode: str, *, pad_last: bool, **kwargs) -> _Windower:
-    if mode == "concat":
-        return ConcatWindower(pad_last=pad_last, **kwargs)
-    if mode == "document":
-        return DocumentWindower(**kwargs)
-    raise ValueError(f"unknown mode {mode!r}")

@@ -54,14 +54,37 @@ class _RowSink:
 
 
 class NpyWriter(_RowSink):
-    """Append tokens to an .npy of rows of `seq_len` (1-D when None); `close()` fixes the header, returns the rows."""
+    """Append tokens to an .npy of rows of `seq_len` (1-D when None); `close()` fixes the header, returns the rows.
+
+    Or, for a windower that places rows in any order (best-fit), `mapped(n)` preallocates n rows
+    and maps them for writing.
+    """
 
     def __init__(self, path: str | os.PathLike, seq_len: int | None, dtype) -> None:
         super().__init__(seq_len, dtype)
         self.path = Path(path)
         self.tokens = 0
-        self._file = open(self.path, "wb")
+        self._file = open(self.path, "w+b")  # readable too: mapped() needs it
         self._file.write(_npy_header(self._shape(0), self.dtype))
+        self._mm = None
+
+    def mapped(self, n_rows: int) -> np.ndarray:
+        """n_rows zero rows, mapped from the file: write them in any order; `close()` unmaps."""
+        import mmap
+
+        self.tokens = n_rows * (self.seq_len or 1)
+        self._file.truncate(_HEADER_BYTES + self.tokens * self.dtype.itemsize)
+        if n_rows == 0:
+            return np.empty((0, self.seq_len or 1), self.dtype)
+        self._file.flush()
+        self._mm = mmap.mmap(self._file.fileno(), 0)
+        return np.frombuffer(self._mm, self.dtype, count=self.tokens, offset=_HEADER_BYTES).reshape(n_rows, -1)
+
+    def release_pages(self) -> None:
+        """Hand the mapped rows written so far back to the page cache (RSS stays flat)."""
+        import mmap
+
+        self._mm.madvise(mmap.MADV_DONTNEED)
 
     def _shape(self, rows: int) -> tuple[int, ...]:
         return (rows,) if self.seq_len is None else (rows, self.seq_len)
@@ -82,6 +105,7 @@ class NpyWriter(_RowSink):
     def close(self) -> int:
         rows, rest = divmod(self.tokens, self.seq_len or 1)
         assert rest == 0, "the windower leaves whole rows"
+        self._unmap()
         if not self._file.closed:
             self._file.seek(0)
             self._file.write(_npy_header(self._shape(rows), self.dtype))
@@ -89,7 +113,25 @@ class NpyWriter(_RowSink):
         return rows
 
     def abort(self) -> None:
+        self._unmap()
         self._file.close()
+
+    def _unmap(self) -> None:
+        """A view can outlive `del` in a reference cycle (seen after numba's first compile); collect it,
+        and if one is still alive leave the unmapping to it: the data is in the page cache."""
+        if self._mm is None:
+            return
+        mm, self._mm = self._mm, None
+        try:
+            mm.close()
+        except BufferError:
+            import gc
+
+            gc.collect()
+            try:
+                mm.close()
+            except BufferError:
+                pass
 
 
 class BackgroundWriter(_RowSink):
@@ -131,6 +173,13 @@ class BackgroundWriter(_RowSink):
     def write(self, tokens: np.ndarray) -> None:
         self._wait()
         self.sink.write(tokens)
+
+    def mapped(self, n_rows: int) -> np.ndarray:
+        self._wait()
+        return self.sink.mapped(n_rows)
+
+    def release_pages(self) -> None:
+        self.sink.release_pages()
 
     def truncate(self, n_tokens: int) -> None:
         self._wait()
@@ -189,6 +238,14 @@ class ArraySink(_RowSink):
 
     def write(self, tokens: np.ndarray) -> None:
         self.pieces.append(tokens.reshape(-1).copy())
+
+    def mapped(self, n_rows: int) -> np.ndarray:
+        rows = np.zeros((n_rows, self.seq_len), self.dtype)
+        self.pieces = [rows.reshape(-1)]
+        return rows
+
+    def release_pages(self) -> None:
+        pass
 
     def truncate(self, n_tokens: int) -> None:
         self.pieces = [self.array_flat()[:n_tokens]]

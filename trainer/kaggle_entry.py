@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
+from fastpack.modes import MODES
+
 KAGGLE_INPUT = Path("/kaggle/input")
 KAGGLE_WORKING = Path("/kaggle/working")
 SESSION_LIMIT_S = 12 * 3600
@@ -40,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     pack = p.add_argument_group("packing")
     pack.add_argument("--seq-len", type=int, help="window length = model context (packing.seq_len)")
     pack.add_argument("--stride", type=int, help="default: --seq-len")
-    pack.add_argument("--mode", choices=("concat", "document", "bestfit"), help="packing.mode")
+    pack.add_argument("--mode", choices=tuple(MODES), help="packing.mode")
     pack.add_argument("--format", choices=("npy", "pt"), help="packing.format")
     pack.add_argument("--pad-id", type=int, help="pad token; required when the tokenizer has none and windows are padded")
     train = p.add_argument_group("training")
@@ -144,22 +146,16 @@ def runner_deadline(flag: Optional[str], configured, started: float) -> tuple[Op
 
 def resolve_config(bundle_root: Path, args: argparse.Namespace):
     """The bundle's config with the flags applied and the tokenizer's ids filled in."""
+    from fastpack.project import with_pack_flags, with_tokenizer_defaults
+    from fastpack.spec import PackSpec
     from trainer.config import CONFIG_RELPATH, load_config
-    from fastpack.errors import UserError
-    from fastpack.project import with_tokenizer_defaults
 
     config = load_config(bundle_root / CONFIG_RELPATH, args.overrides)
-    config = config.replace("packing", seq_len=args.seq_len,
-                            stride=args.seq_len if args.stride is None else args.stride, mode=args.mode,
-                            format=args.format, pad_id=args.pad_id)
+    config = with_pack_flags(config, seq_len=args.seq_len, stride=args.stride, mode=args.mode, format=args.format,
+                             pad_id=args.pad_id)
     config = config.replace("model", preset=args.preset)
     config, _, _ = with_tokenizer_defaults(config, bundle_root, required=True)
-    pk = config.packing
-    if pk.add_eos and pk.eos_id is None:
-        raise UserError("the tokenizer has no eos id: set packing.eos_id with --set, or packing.add_eos=false")
-    if (pk.mode != "concat" or pk.pad_last) and pk.pad_id is None:
-        raise UserError(f"--mode {pk.mode} pads windows and the tokenizer has no pad id (pad_id -1): pass --pad-id N "
-                        "(an id the model never needs to predict, e.g. the unk or eos id)")
+    PackSpec.from_config(config.packing)  # every packing problem now, before any split is packed
     return config
 
 

@@ -29,16 +29,16 @@ def prepare(config: RunConfig, *, root: Path, packed_dir: Path, log: Callable[[s
     """Load the tokenizer info, resolve the model shape, find and check the packed splits (UserError on any problem)."""
     tokenizer_dir = config.paths.resolve(root, "tokenizer_dir")
     try:
-        info = load_tokenizer_info(tokenizer_dir)
+        tokenizer = load_tokenizer_info(tokenizer_dir)
     except UserError as exc:
         raise UserError(f"{exc} (paths.tokenizer_dir of root {root})") from None
     splits = {name: find_split(packed_dir, name, required=name == "train") for name in ("train", "val", "test")}
     # The context is the windows' length, from the train split's meta; a length set in the config must match it.
     context_len = config.packing.seq_len or splits["train"][0].seq_len
-    args = resolve_model_args(config.model, vocab_size=info.vocab_size, context_len=context_len)
+    args = resolve_model_args(config.model, vocab_size=tokenizer.vocab_size, context_len=context_len)
     for shards in splits.values():
         if shards is not None:
             check_split(shards, seq_len=args.context_len, vocab_size=args.vocab_size, log=log)
     if splits["val"] is None:
         log(f"note: no packed val split in {packed_dir}: no validation loss and no best checkpoint")
-    return Plan(tokenizer=info, tokenizer_dir=tokenizer_dir, model_args=args, **splits)
+    return Plan(tokenizer=tokenizer, tokenizer_dir=tokenizer_dir, model_args=args, **splits)

@@ -91,12 +91,11 @@ def test_property_matches_reference(docs, seq_len, stride_frac, mode, eos, bos, 
 @given(docs=docs_strategy, seq_len=st.integers(1, 12), stride=st.integers(1, 12), splits=st.lists(st.integers(0, 30)))
 def test_property_windows_span_batches(docs, seq_len, stride, splits):
     """Feeding the documents in arbitrary batches gives the windows of one stream."""
-    from fastpack.pack import PackParams
-    from fastpack.readers import add_separators
+    from fastpack.spec import PackSpec
     from fastpack.writers import ArraySink
 
     stride = min(stride, seq_len)
-    params = PackParams(seq_len=seq_len, stride=stride, eos_id=0)
+    params = PackSpec(seq_len=seq_len, stride=stride, eos_id=0)
     sink = ArraySink(seq_len, np.int32)
     windower = params.windower(sink)
     cuts = sorted({0, len(docs), *[s for s in splits if s < len(docs)]})
@@ -104,6 +103,6 @@ def test_property_windows_span_batches(docs, seq_len, stride, splits):
         part = docs[a:b]
         values = np.array([t for d in part for t in d], np.int32)
         offsets = np.cumsum([0] + [len(d) for d in part]).astype(np.int64)
-        windower.feed(*add_separators(values, offsets, params.separators))
+        windower.feed(*params.separators.apply(values, offsets))
     windower.finish()
     np.testing.assert_array_equal(sink.rows(), reference_windows(docs, seq_len, stride, eos=0))
