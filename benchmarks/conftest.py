@@ -50,6 +50,18 @@ def pytest_addoption(parser):
                 help="where generated corpora are cached between runs (default: $TMPDIR/fastpack-bench)")
     g.addoption("--bench-results", default=None, metavar="PATH",
                 help="the results JSON (default: DATA_DIR/results-<time>.json)")
+    g.addoption("--device", default="cpu", metavar="DEV",
+                help="training benchmark (-k train): cpu (scaled-down shapes) or cuda / cuda:N (small and base at seq_len 1024)")
+    g.addoption("--bench-train-precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                help="training benchmark precision (default auto: bf16 on cc >= 8.0, fp16 + GradScaler below, fp32 on CPU)")
+    g.addoption("--bench-train-steps", type=int, default=None, metavar="N",
+                help="optimizer steps timed per variant per round (default 20 on cuda, 5 on cpu)")
+    g.addoption("--bench-train-rounds", type=int, default=None, metavar="N",
+                help="interleaved rounds of the training benchmark (default 5 on cuda, 3 on cpu)")
+    g.addoption("--bench-train-batch", type=int, default=None, metavar="N",
+                help="micro-batch of the training benchmark (default: 16 small / 8 base on cuda, 4 / 2 on cpu)")
+    g.addoption("--bench-train-compile", action="store_true", default=False,
+                help="also run compile on vs off on CPU (always on cuda)")
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,38 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def bench(pytestconfig) -> BenchConfig:
     return BenchConfig.from_config(pytestconfig)
+
+
+@dataclass(frozen=True)
+class TrainBench:
+    """Options of the training benchmark (test_bench_train.py)."""
+
+    device: "object"  # torch.device
+    precision: str
+    steps: int
+    rounds: int
+    warmup: int
+    batch: int | None
+    compile: bool
+
+
+@pytest.fixture(scope="session")
+def train_bench(pytestconfig, report) -> TrainBench:
+    import torch
+
+    device = torch.device(pytestconfig.getoption("--device"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError("--device cuda: no CUDA GPU visible")
+    gpu = device.type == "cuda"
+    steps = pytestconfig.getoption("--bench-train-steps") or (20 if gpu else 5)
+    rounds = pytestconfig.getoption("--bench-train-rounds") or (5 if gpu else 3)
+    tb = TrainBench(device=device, precision=pytestconfig.getoption("--bench-train-precision"), steps=steps,
+                    rounds=rounds, warmup=3 if gpu else 2, batch=pytestconfig.getoption("--bench-train-batch"),
+                    compile=gpu or pytestconfig.getoption("--bench-train-compile"))
+    report.params["train"] = {"device": str(device), "precision": tb.precision, "steps": steps, "rounds": rounds,
+                              "warmup": tb.warmup, "batch": tb.batch, "compile": tb.compile,
+                              "torch": torch.__version__, "threads": torch.get_num_threads()}
+    return tb
 
 
 @pytest.fixture(scope="session")

@@ -83,7 +83,7 @@ class Report:
         hw, p = hardware(), self.params
         out.append(f"{hw.get('cpu_model')}, {hw.get('cpus_usable')} cores, {hw.get('ram_gb')} GB RAM; "
                    f"seq_len {p.get('seq_len')}; medians of interleaved rounds; Mtok/s = input tokens / wall s")
-        out += self._end_to_end() + self._memory() + self._startup() + self._stages()
+        out += self._end_to_end() + self._memory() + self._startup() + self._stages() + self._train()
         if self.targets:
             out.append("")
             out.append("targets:")
@@ -137,6 +137,10 @@ class Report:
                         f"{r['compile_s']:.1f} s compiling kernels (reported by fastpack), {r['cold_wall_s']:.1f} s wall;"
                         f" next run {r['warm_wall_s']:.2f} s wall, compile reported {r['warm_compile_s']:.1f} s;"
                         f" cache files written there: {r['cache_files']}"]
+        for r in self.sections.get("fresh_install", []):
+            out += ["", f"fresh install of the bundle's wheel, empty NUMBA_CACHE_DIR: first run {r['compile_s']:.2f} s "
+                        f"compiling kernels, {r['first_wall_s']:.2f} s wall; {fmt_tokens(r['tokens'])} tokens packed at "
+                        f"{r['cold_rate_mtok_s']:.1f} M tokens/s cold vs {r['warm_rate_mtok_s']:.1f} warm (medians)"]
         return out
 
     def _stages(self) -> list[str]:
@@ -148,6 +152,24 @@ class Report:
         for r in rows:
             out.append(f"  {r['stage']:<42} {fmt_tokens(r['tokens']):>6} {r['median_s']:>9.3f} "
                        f"{_num(r.get('mtok_s')):>8} {_num(r.get('mb_s')):>8}")
+        return out
+
+
+    def _train(self) -> list[str]:
+        rows = self.sections.get("train")
+        if not rows:
+            return []
+        out = ["", "training (same packed windows, same process; median over interleaved rounds):",
+               f"  {'shape':<10} {'group':<32} {'variant':<24} {'params':>7} {'step ms':>9} {'tok/s':>9} "
+               f"{'MFU':>6} {'peak GB':>7} {'prec':>5}"]
+        for r in rows:
+            mfu = "-" if r.get("mfu") is None else f"{100 * r['mfu']:.1f}%"
+            mem = "-" if r.get("peak_mem_gb") is None else f"{r['peak_mem_gb']:.2f}"
+            out.append(f"  {r['shape']:<10} {r['group']:<32} {r['variant']:<24} {r['params_m']:>6.2f}M "
+                       f"{r['step_ms']:>9.1f} {r['tokens_per_s']:>9.0f} {mfu:>6} {mem:>7} {r['precision']:>5}")
+        for r in self.sections.get("train_ratios", []):
+            params = f" (parameters {r['params']})" if r.get("params") else ""
+            out.append(f"  {r['shape']}: {r['comparison']}: {r['ratio']:.3f}x (paired {r['paired']:.3f}x){params}")
         return out
 
 

@@ -201,6 +201,8 @@ class PackedDataset(Dataset):
                     raise UserError(
                         f"{where}: training.document_attention needs the boundaries sidecar; re-pack with a fastpack that writes it"
                     )
+        # Which shards have their boundaries sidecar: the exact source of the padding mask.
+        self._sidecar = [s.docs_path is not None and s.docs_path.is_file() for s in self.shards]
         self._arrays: Optional[list[Any]] = None  # opened on first read, per process
         self._docs: Optional[list[Optional[tuple[np.ndarray, np.ndarray]]]] = None
 
@@ -273,21 +275,30 @@ class PackedDataset(Dataset):
         ids = row.to(torch.int64) if isinstance(row, torch.Tensor) else torch.from_numpy(row.astype(np.int64))
         labels = ids.clone()
         item = {"input_ids": ids, "labels": labels}
-        if self.document_attention:
+        if self.document_attention or (self._sidecar[k] and shard.pad_id is not None):
             segs = self.segments(index)
             used = int(segs.sum())
             if used > self.seq_len or (segs <= 0).any():
                 raise UserError(f"{shard.docs_path}: window {local} has segments {segs.tolist()} for seq_len {self.seq_len}")
-            doc_ids = np.repeat(np.arange(len(segs) + 1), np.append(segs, self.seq_len - used))
-            starts = np.repeat(np.cumsum(np.append(0, segs)), np.append(segs, self.seq_len - used))
-            item["doc_ids"] = torch.from_numpy(doc_ids.astype(np.int64))
-            item["position_ids"] = torch.from_numpy(np.arange(self.seq_len, dtype=np.int64) - starts)
-            labels[used:] = IGNORE_INDEX  # exact padding, even when pad_id is also a real token
+            if self.document_attention:
+                item["doc_ids"], item["position_ids"] = document_positions(segs, self.seq_len)
+            # Padding is what the documents do not cover: exact even when pad_id is also a real token
+            # (pad == eos, the runner's advice for a tokenizer without pad), whose real uses stay in the loss.
+            labels[used:] = IGNORE_INDEX
         elif shard.pad_id is not None:
-            labels[ids == shard.pad_id] = IGNORE_INDEX
+            labels[ids == shard.pad_id] = IGNORE_INDEX  # a pack without its boundaries sidecar
         if self.mask_overlap and self._overlaps_previous(k, local):
             labels[: shard.seq_len - shard.stride] = IGNORE_INDEX
         return item
+
+
+def document_positions(segments: np.ndarray, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """doc_ids (padding is one more segment) and position_ids restarted at 0 for every segment."""
+    used = int(segments.sum())
+    runs = np.append(segments, seq_len - used)
+    doc_ids = np.repeat(np.arange(len(segments) + 1), runs)
+    starts = np.repeat(np.cumsum(np.append(0, segments)), runs)
+    return torch.from_numpy(doc_ids.astype(np.int64)), torch.from_numpy(np.arange(seq_len, dtype=np.int64) - starts)
 
 
 class ResumableBatchSampler:

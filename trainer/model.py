@@ -18,9 +18,11 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from fastpack.errors import UserError
 
+from trainer.attention import DocumentMask, attend, dense_document_mask
 from trainer.config import ModelConfig
 
 IGNORE_INDEX = -100
@@ -88,43 +90,80 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Normalise in fp32: under fp16 autocast the mean of squares overflows easily.
-        normed = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
-        return normed.type_as(x) * self.weight
+        return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).type_as(x) * self.weight
 
 
 def rotary_tables(head_dim: int, length: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of every position's angles, [length, head_dim] in the rotate-half layout (GPT-NeoX / Llama).
+
+    The sin table's first half is negated, so that rotate_half(x) * sin == roll(x, half) * signed_sin:
+    the rotation is then one roll and one fused multiply-add (see apply_rotary).
+    """
     inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
     angles = torch.outer(torch.arange(length, dtype=torch.float64), inv_freq)
-    angles = torch.cat([angles, angles], dim=-1)  # rotate_half layout (GPT-NeoX / Llama)
-    return angles.cos().float(), angles.sin().float()
+    angles = torch.cat([angles, angles], dim=-1)
+    half = head_dim // 2
+    sin = angles.sin()
+    sin[:, :half] = -sin[:, :half]
+    return angles.cos().float(), sin.float()
 
 
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: [B, H, T, D]; cos/sin broadcastable to it."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos + rotated * sin
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """x: [..., D]; cos/signed_sin (from rotary_tables) broadcastable to it.
+
+    Equals x * cos + cat(-x2, x1) * sin, with x1, x2 the halves of x.
+    """
+    return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), signed_sin)
+
+
+class KVCache:
+    """Keys and values of the tokens seen so far, per layer: sampling feeds one new token per forward."""
+
+    def __init__(self) -> None:
+        self.k: Optional[torch.Tensor] = None  # [n_layer, B, H, context_len, D], allocated at the first update
+        self.v: Optional[torch.Tensor] = None
+        self.length = 0  # tokens already in the cache
+
+    def update(self, layer: int, n_layer: int, context_len: int, k: torch.Tensor, v: torch.Tensor):
+        """Store this forward's k, v [B, H, T, D] after the cached ones; all keys and values so far."""
+        if self.k is None:
+            shape = (n_layer, *k.shape[:2], context_len, k.shape[-1])
+            self.k, self.v = k.new_zeros(shape), v.new_zeros(shape)
+        start, end = self.length, self.length + k.shape[2]
+        self.k[layer, :, :, start:end], self.v[layer, :, :, start:end] = k, v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
 
 
 class Attention(nn.Module):
-    def __init__(self, args: ModelArgs) -> None:
+    def __init__(self, args: ModelArgs, layer: int) -> None:
         super().__init__()
+        self.layer, self.n_layer, self.context_len = layer, args.n_layer, args.context_len
         self.n_head = args.n_head
         self.head_dim = args.d_model // args.n_head
         self.qkv = nn.Linear(args.d_model, 3 * args.d_model, bias=False)
         self.proj = nn.Linear(args.d_model, args.d_model, bias=False)
         self.dropout = args.dropout
 
-    def forward(self, x, cos, sin, attn_mask: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x, cos, sin, attn_mask: Optional[DocumentMask], cache: Optional[KVCache] = None) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        qk, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).split([2, 1], dim=2)
+        # Rotary in the activations' dtype (bf16/fp16 under autocast): q, k and v reach SDPA in one dtype,
+        # which its fused kernels need. q and k rotate together, in the [B, T, H, D] layout SDPA's kernels read
+        # (as transposed views; a contiguous [B, H, T, D] makes the CPU kernel twice as slow).
+        qk = apply_rotary(qk, cos.to(qk.dtype), sin.to(qk.dtype))
+        q, k = (t.transpose(1, 2) for t in qk.unbind(2))
+        v = v.squeeze(2).transpose(1, 2)
         dropout = self.dropout if self.training else 0.0
-        if attn_mask is None:
-            # is_causal lets SDPA pick the flash kernel on GPU.
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        if cache is not None and cache.length > 0:
+            start = cache.length
+            k, v = cache.update(self.layer, self.n_layer, self.context_len, k, v)
+            # Query i (absolute position start + i) sees every cached key and the new ones up to itself.
+            visible = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(diagonal=start)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
+            if cache is not None:
+                cache.update(self.layer, self.n_layer, self.context_len, k, v)
+            y = attend(q, k, v, attn_mask, dropout)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -140,25 +179,20 @@ class SwiGLU(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, args: ModelArgs) -> None:
+    def __init__(self, args: ModelArgs, layer: int = 0) -> None:
         super().__init__()
         self.attn_norm = RMSNorm(args.d_model, args.norm_eps)
-        self.attn = Attention(args)
+        self.attn = Attention(args, layer)
         self.mlp_norm = RMSNorm(args.d_model, args.norm_eps)
         self.mlp = SwiGLU(args)
         self.drop = nn.Dropout(args.dropout)
 
-    def forward(self, x, cos, sin, attn_mask):
-        x = x + self.drop(self.attn(self.attn_norm(x), cos, sin, attn_mask))
+    def forward(self, x, cos, sin, attn_mask, cache: Optional[KVCache] = None):
+        x = x + self.drop(self.attn(self.attn_norm(x), cos, sin, attn_mask, cache))
         return x + self.drop(self.mlp(self.mlp_norm(x)))
 
 
-def document_mask(doc_ids: torch.Tensor) -> torch.Tensor:
-    """[B, T] document ids -> [B, 1, T, T] bool: query i may attend key j iff j <= i and same document."""
-    T = doc_ids.shape[-1]
-    causal = torch.ones(T, T, dtype=torch.bool, device=doc_ids.device).tril()
-    same = doc_ids[:, :, None] == doc_ids[:, None, :]
-    return (same & causal)[:, None]
+document_mask = dense_document_mask  # the dense form, kept under its old name
 
 
 class GPT(nn.Module):
@@ -167,7 +201,9 @@ class GPT(nn.Module):
         self.args = args
         self.embed = nn.Embedding(args.vocab_size, args.d_model)
         self.drop = nn.Dropout(args.dropout)
-        self.blocks = nn.ModuleList(Block(args) for _ in range(args.n_layer))
+        self.blocks = nn.ModuleList(Block(args, layer) for layer in range(args.n_layer))
+        self.attention_kernel = "dense"  # document attention's kernel: "dense" or "flex" (trainer.attention)
+        self.activation_checkpointing = False  # recompute each block's activations in backward: memory for time
         self.norm = RMSNorm(args.d_model, args.norm_eps)
         cos, sin = rotary_tables(args.d_model // args.n_head, args.context_len, args.rope_theta)
         # Not persistent: rebuilt from the shape, so checkpoints hold parameters only.
@@ -188,9 +224,10 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())  # the tied output embedding counts once
 
     def flops_per_token(self, seq_len: int) -> float:
-        """Training FLOPs per token (forward + backward): 6N + attention's 12 * L * d * T (PaLM appendix B)."""
-        a = self.args
-        return 6 * self.num_parameters() + 12 * a.n_layer * a.d_model * seq_len
+        """Training FLOPs per token (forward + backward): 6N + attention's 12 * L * d * T (trainer.mfu)."""
+        from trainer.mfu import flops_per_token
+
+        return flops_per_token(self.num_parameters(), self.args.n_layer, self.args.d_model, seq_len)
 
     def forward(
         self,
@@ -199,35 +236,40 @@ class GPT(nn.Module):
         *,
         doc_ids: Optional[torch.Tensor] = None,
         position_ids: Optional[torch.Tensor] = None,
+        cache: Optional[KVCache] = None,
     ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Logits [B, T, V] and, with labels, the summed loss over unmasked next-token targets (a float32 scalar).
 
         The *sum* (not the mean) is returned so the caller can divide by the token count of the
         whole step: micro-batches and ranks with different numbers of masked labels then weigh
-        each token equally.
+        each token equally. With a `cache` (sampling), the tokens continue the cached ones.
         """
         B, T = input_ids.shape
-        if T > self.args.context_len:
-            raise ValueError(f"sequence of {T} tokens exceeds the context length {self.args.context_len}")
+        start = cache.length if cache is not None else 0
+        if start + T > self.args.context_len:
+            raise ValueError(f"sequence of {start + T} tokens exceeds the context length {self.args.context_len}")
+        # cos/sin broadcast over [B, T, 2 (q and k), H, D].
         if position_ids is None:
-            cos, sin = self.rope_cos[:T], self.rope_sin[:T]
+            cos, sin = self.rope_cos[start : start + T, None, None], self.rope_sin[start : start + T, None, None]
         else:
-            cos, sin = self.rope_cos[position_ids][:, None], self.rope_sin[position_ids][:, None]
+            cos, sin = self.rope_cos[position_ids][:, :, None, None], self.rope_sin[position_ids][:, :, None, None]
         x = self.drop(self.embed(input_ids))
-        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-        attn_mask = None if doc_ids is None else document_mask(doc_ids)
+        attn_mask = None if doc_ids is None else DocumentMask(doc_ids, self.attention_kernel)
         for block in self.blocks:
-            x = block(x, cos, sin, attn_mask)
+            if self.activation_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(block, x, cos, sin, attn_mask, use_reentrant=False)
+            else:
+                x = block(x, cos, sin, attn_mask, cache)
+        if cache is not None:
+            cache.length += T
         logits = F.linear(self.norm(x), self.embed.weight)  # tied output embedding
         if labels is None:
             return logits, None
-        loss = F.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-            labels[:, 1:].reshape(-1),
-            ignore_index=IGNORE_INDEX,
-            reduction="sum",
-        )
-        return logits, loss
+        # Shift the labels, not the logits: slicing [B, T, V] logits would copy them. The last position
+        # has no next token (its target is ignored); autocast runs the softmax in fp32.
+        targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
+        loss = F.cross_entropy(logits.view(B * T, -1), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
+        return logits, loss.float()
 
 
 @torch.no_grad()
@@ -240,28 +282,45 @@ def generate(
     top_k: int = 0,
     eos_id: Optional[int] = None,
     generator: Optional[torch.Generator] = None,
+    use_cache: bool = True,
 ) -> list[int]:
-    """Sample continuation ids (prompt excluded); stops at eos. Uses `generator`, never the global RNG."""
+    """Sample continuation ids (prompt excluded); stops at eos. Uses `generator`, never the global RNG.
+
+    With `use_cache` each step feeds only the new token (keys and values of the earlier ones are
+    kept); once the text outgrows the context, the window slides and every step runs the whole
+    cropped window, as without the cache (positions restart with the window).
+    """
     was_training = model.training
     model.eval()
     device = model.embed.weight.device
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
+    cache = KVCache() if use_cache and 0 < ids.shape[1] <= model.args.context_len else None
+    fed = 0  # tokens already in the cache
     out: list[int] = []
     for _ in range(max_new_tokens):
-        logits, _ = model(ids[:, -model.args.context_len:])
-        logits = logits[0, -1].float()
-        if temperature <= 0:
-            next_id = int(logits.argmax())
+        if cache is not None and ids.shape[1] > model.args.context_len:
+            cache = None  # the window slides from here
+        if cache is not None:
+            logits, _ = model(ids[:, fed:], cache=cache)
+            fed = ids.shape[1]
         else:
-            logits = logits / temperature
-            if top_k and top_k < logits.numel():
-                kth = torch.topk(logits, top_k).values[-1]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            probs = torch.softmax(logits, dim=-1).cpu()
-            next_id = int(torch.multinomial(probs, 1, generator=generator))
+            logits, _ = model(ids[:, -model.args.context_len:])
+        next_id = _pick(logits[0, -1].float(), temperature, top_k, generator)
         if eos_id is not None and next_id == eos_id:
             break
         out.append(next_id)
         ids = torch.cat([ids, torch.tensor([[next_id]], device=device)], dim=1)
     model.train(was_training)
     return out
+
+
+def _pick(logits: torch.Tensor, temperature: float, top_k: int, generator: Optional[torch.Generator]) -> int:
+    """The next token from the last position's logits: greedy at temperature 0, else top-k sampling."""
+    if temperature <= 0:
+        return int(logits.argmax())
+    logits = logits / temperature
+    if top_k and top_k < logits.numel():
+        kth = torch.topk(logits, top_k).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1).cpu()
+    return int(torch.multinomial(probs, 1, generator=generator))

@@ -28,3 +28,16 @@ class CosineSchedule:
         """What a checkpoint's schedule has that this one does not (`lr 0.001 -> 0.0003`)."""
         mine = self.state_dict()
         return [f"{k} {state.get(k)} -> {v}" for k, v in mine.items() if state.get(k) != v]
+
+
+def warmup_for(warmup_steps: int, max_steps: int) -> tuple[int, str]:
+    """The warmup to use and a note when it differs from the configured one.
+
+    A run no longer than its warmup would spend every step below the peak lr (40 steps at the
+    default warmup of 200 barely move the loss): the warmup is then cut to a tenth of the run.
+    """
+    if max_steps > warmup_steps:
+        return warmup_steps, ""
+    scaled = max_steps // 10
+    return scaled, (f"note: max_steps {max_steps} <= warmup_steps {warmup_steps}: warmup scaled down to "
+                    f"{scaled} steps (a tenth of the run)")

@@ -1,0 +1,201 @@
+"""Training-speed measurement: models on the same packed windows in one process, timed in interleaved rounds.
+
+A *variant* is a model with its optimizer, scaler and forward; `compare` builds each one (measuring
+its own peak GPU memory: weights, gradients, AdamW state and one step's activations), warms it up
+(compilation happens there), then times `steps` optimizer steps per round, rotating the order each
+round so drift in machine load falls on every variant alike. Step time = wall time of the steps /
+steps, with a device sync at both ends (kernels run ahead of the host).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from benchmarks.reference_gpt import RefConfig, ReferenceGPT
+from trainer.mfu import flops_per_token, peak_flops
+from trainer.model import GPT, ModelArgs, swiglu_hidden
+from trainer.optim import param_groups
+from trainer.precision import Precision
+
+EOS = 0
+
+
+@dataclass(frozen=True)
+class TrainShape:
+    name: str
+    n_layer: int
+    n_head: int
+    d_model: int
+    seq_len: int
+    vocab_size: int
+    batch: int
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch * self.seq_len
+
+
+def shapes_for(device_type: str, batch: Optional[int] = None) -> list[TrainShape]:
+    """The presets at seq_len 1024 and vocab 32000 on a GPU; scaled-down twins on CPU (same head size, same ratios)."""
+    if device_type == "cuda":
+        return [TrainShape("small", 10, 6, 384, 1024, 32000, batch or 16),
+                TrainShape("base", 14, 12, 768, 1024, 32000, batch or 8)]
+    return [TrainShape("small-cpu", 4, 3, 192, 256, 4096, batch or 4),
+            TrainShape("base-cpu", 4, 6, 384, 256, 4096, batch or 2)]
+
+
+def packed_batches(shape: TrainShape, n_batches: int, device: torch.device, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """Windows packed by fastpack (concat, eos after each document) with their document ids and positions."""
+    from benchmarks.datagen import document_lengths
+    from fastpack.pack import pack_arrays
+
+    rng = np.random.default_rng(seed)
+    tokens = n_batches * shape.tokens_per_step
+    lengths = document_lengths(tokens + shape.seq_len, rng)
+    values = rng.integers(1, shape.vocab_size, size=int(lengths.sum()), dtype=np.int64)  # eos (0) only as separator
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    windows = pack_arrays((values, offsets), seq_len=shape.seq_len, eos_id=EOS)[: n_batches * shape.batch]
+    ids = torch.from_numpy(windows.astype(np.int64))
+    # A document ends at its eos: the segment of position t is the number of eos strictly before it.
+    ends = (ids == EOS).long()
+    doc_ids = torch.cumsum(ends, 1) - ends
+    starts = torch.zeros_like(ids)
+    for b in range(ids.shape[0]):
+        _, counts = torch.unique_consecutive(doc_ids[b], return_counts=True)
+        starts[b] = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    positions = torch.arange(shape.seq_len).expand_as(ids) - starts
+    out = []
+    for i in range(n_batches):
+        part = slice(i * shape.batch, (i + 1) * shape.batch)
+        out.append({"input_ids": ids[part].to(device), "doc_ids": doc_ids[part].to(device),
+                    "position_ids": positions[part].to(device)})
+    return out
+
+
+@dataclass
+class Variant:
+    name: str
+    step: Callable[[dict[str, torch.Tensor]], None]
+    n_params: int
+    flops_per_token: float
+    peak_mem_bytes: Optional[int] = None
+    note: str = ""
+
+
+def _optimizer_step(model: torch.nn.Module, forward: Callable, precision: Precision, device: torch.device) -> Callable:
+    """One training step as the trainer takes it: autocast forward, (scaled) backward, clip at 1.0, fused AdamW."""
+    optimizer = torch.optim.AdamW(param_groups(model, 0.1), lr=3e-4, betas=(0.9, 0.95), fused=device.type == "cuda")
+    scaler = precision.grad_scaler()
+    params = list(model.parameters())
+
+    def step(batch: dict[str, torch.Tensor]) -> None:
+        with precision.autocast():
+            loss = forward(batch)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def ours(shape: TrainShape, precision: Precision, device: torch.device, *, compile: bool = False,
+         document_attention: bool = False, kernel: str = "dense") -> Variant:
+    torch.manual_seed(0)
+    args = ModelArgs(vocab_size=shape.vocab_size, n_layer=shape.n_layer, n_head=shape.n_head, d_model=shape.d_model,
+                     d_ff=swiglu_hidden(shape.d_model), context_len=shape.seq_len)
+    model = GPT(args).to(device)
+    model.attention_kernel = kernel
+    run = torch.compile(model) if compile else model
+    scale = 1.0 / (shape.batch * (shape.seq_len - 1))
+
+    def forward(batch):
+        ids = batch["input_ids"]
+        extra = {"doc_ids": batch["doc_ids"], "position_ids": batch["position_ids"]} if document_attention else {}
+        return run(ids, ids, **extra)[1] * scale
+
+    n = model.num_parameters()
+    return Variant("ours", _optimizer_step(model, forward, precision, device), n,
+                   flops_per_token(n, shape.n_layer, shape.d_model, shape.seq_len))
+
+
+def reference(shape: TrainShape, precision: Precision, device: torch.device, *, compile: bool = False) -> Variant:
+    torch.manual_seed(0)
+    cfg = RefConfig(vocab_size=shape.vocab_size, block_size=shape.seq_len, n_layer=shape.n_layer,
+                    n_head=shape.n_head, n_embd=shape.d_model)
+    model = ReferenceGPT(cfg).to(device)
+    run = torch.compile(model) if compile else model
+
+    def forward(batch):
+        ids = batch["input_ids"]
+        targets = torch.nn.functional.pad(ids[:, 1:], (0, 1), value=-1)  # the same T-1 targets per window as ours
+        return run(ids, targets)[1]
+
+    n = model.num_parameters()
+    return Variant("nanogpt-style", _optimizer_step(model, forward, precision, device), n,
+                   flops_per_token(n, shape.n_layer, shape.d_model, shape.seq_len))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _build(name: str, factory: Callable[[], Variant], batches, warmup: int, device: torch.device) -> Variant:
+    """Build and warm up one variant; on CUDA its own peak memory (what it allocated above what was there)."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    variant = factory()
+    variant.name = name
+    for i in range(warmup):
+        variant.step(batches[i % len(batches)])
+    _sync(device)
+    if device.type == "cuda":
+        variant.peak_mem_bytes = torch.cuda.max_memory_allocated(device) - base
+    return variant
+
+
+def compare(factories: dict[str, Callable[[], Variant]], batches, *, rounds: int, steps: int, warmup: int,
+            device: torch.device) -> tuple[dict[str, Variant], dict[str, list[float]]]:
+    """Each variant's step seconds per round (rounds interleaved, order rotated every round)."""
+    variants = {name: _build(name, f, batches, warmup, device) for name, f in factories.items()}
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            _sync(device)
+            started = time.perf_counter()
+            for i in range(steps):
+                variants[name].step(batches[i % len(batches)])
+            _sync(device)
+            times[name].append((time.perf_counter() - started) / steps)
+    return variants, times
+
+
+def summarize(shape: TrainShape, variant: Variant, step_times: list[float], *, device_name: str,
+              precision: str, world: int = 1) -> dict:
+    median = statistics.median(step_times)
+    tok_s = shape.tokens_per_step / median
+    peak = peak_flops(device_name, precision)
+    return {"shape": shape.name, "variant": variant.name, "params_m": variant.n_params / 1e6,
+            "step_ms": 1000 * median, "step_ms_all": [1000 * t for t in step_times], "tokens_per_s": tok_s,
+            "mfu": variant.flops_per_token * tok_s / (peak * world) if peak else None,
+            "peak_mem_gb": variant.peak_mem_bytes / 2**30 if variant.peak_mem_bytes is not None else None,
+            "precision": precision, "device": device_name, "batch": shape.batch, "seq_len": shape.seq_len}
+
+
+def speed_ratio(times: dict[str, list[float]], fast: str, slow: str) -> tuple[float, float]:
+    """(median of slow / median of fast, median of the per-round ratios): > 1 means `fast` is faster."""
+    plain = statistics.median(times[slow]) / statistics.median(times[fast])
+    paired = statistics.median(s / f for s, f in zip(times[slow], times[fast]))
+    return plain, paired
+
