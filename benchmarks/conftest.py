@@ -147,6 +147,8 @@ def train_bench(pytestconfig, report) -> TrainBench:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise pytest.UsageError("--device cuda: no CUDA GPU visible")
     gpu = device.type == "cuda"
+    if not gpu:
+        torch.set_num_threads(1)  # one intra-op thread: CPU time is then the work done, and 2-core jitter stays low
     steps = pytestconfig.getoption("--bench-train-steps") or (20 if gpu else 5)
     rounds = pytestconfig.getoption("--bench-train-rounds") or (5 if gpu else 3)
     tb = TrainBench(device=device, precision=pytestconfig.getoption("--bench-train-precision"), steps=steps,

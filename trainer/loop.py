@@ -194,6 +194,7 @@ class Trainer:
         if info.enabled:
             model = self.ddp = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+            self.log(f"DDP over {info.world_size} process(es), {torch.distributed.get_backend()} backend")
         self.compiled, note = compile_decision(self.config.training.compile, info.device.type)
         if note:
             self.log(note)
