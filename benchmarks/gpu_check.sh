@@ -66,7 +66,7 @@ for prec in ("auto", "fp16"):
         mem = "-" if r["peak_mem_gb"] is None else f"{r['peak_mem_gb']:.2f}"
         lines.append(f"| {r['precision']} | {r['shape']} | {r['group']} | {r['variant']} | {r['params_m']:.1f}M | "
                      f"{r['step_ms']:.1f} | {r['tokens_per_s']:,.0f} | {mfu} | {mem} |")
-    ratios += [f"- {prec}: {r['shape']}: {r['comparison']}: {r['ratio']:.3f}x (paired {r['paired']:.3f}x)"
+    ratios += [f"- {prec}: {r['shape']}: {r['comparison']}: {r['median']:.3f}x (paired {r['paired']:.3f}x, best {r['best']:.3f}x)"
                for r in results.get("train_ratios", [])]
     for t in json.loads(path.read_text()).get("targets", []):
         ratios.append(f"- {prec}: {'met' if t['met'] else 'MISSED'}: {t['name']}: {t['value']:.3f} (target {t['limit']})")

@@ -166,7 +166,8 @@ class Report:
                        f"{r['precision']:>5}")
         for r in self.sections.get("train_ratios", []):
             params = f" (parameters {r['params']})" if r.get("params") else ""
-            out.append(f"  {r['shape']}: {r['comparison']}: {r['ratio']:.3f}x (paired {r['paired']:.3f}x){params}")
+            out.append(f"  {r['shape']}: {r['comparison']}: {r['median']:.3f}x (paired {r['paired']:.3f}x, "
+                       f"best rounds {r['best']:.3f}x){params}")
         return out
 
 

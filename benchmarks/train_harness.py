@@ -200,14 +200,15 @@ def summarize(shape: TrainShape, variant: Variant, timings: Timings, *, device_n
     return {"shape": shape.name, "variant": variant.name, "params_m": variant.n_params / 1e6,
             "step_ms": 1000 * median, "step_ms_all": [1000 * t for t in step_times], "tokens_per_s": tok_s,
             "cpu_ms": 1000 * statistics.median(timings.cpu[variant.name]),
+            "best_cpu_ms": 1000 * min(timings.cpu[variant.name]), "best_step_ms": 1000 * min(step_times),
             "mfu": variant.flops_per_token * tok_s / (peak * world) if peak else None,
             "peak_mem_gb": variant.peak_mem_bytes / 2**30 if variant.peak_mem_bytes is not None else None,
             "precision": precision, "device": device_name, "batch": shape.batch, "seq_len": shape.seq_len}
 
 
-def speed_ratio(times: dict[str, list[float]], fast: str, slow: str) -> tuple[float, float]:
-    """(median of slow / median of fast, median of the per-round ratios): > 1 means `fast` is faster."""
-    plain = statistics.median(times[slow]) / statistics.median(times[fast])
-    paired = statistics.median(s / f for s, f in zip(times[slow], times[fast]))
-    return plain, paired
-
+def speed_ratio(times: dict[str, list[float]], fast: str, slow: str) -> dict[str, float]:
+    """How much faster `fast` is than `slow` (> 1: faster), three ways: medians over rounds; the median of
+    the per-round ratios; the best rounds (min over rounds: the least disturbed, as timeit reports)."""
+    return {"median": statistics.median(times[slow]) / statistics.median(times[fast]),
+            "paired": statistics.median(s / f for s, f in zip(times[slow], times[fast])),
+            "best": min(times[slow]) / min(times[fast])}
