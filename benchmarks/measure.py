@@ -26,7 +26,8 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("numpy", "numba", "llvmlite", "pyarrow", "orjson", "torch", "pytest", "pytest-benchmark")
-_COMPILE_RE = re.compile(r"first run: ([0-9.]+) s compiling")
+_COMPILE_RE = re.compile(r"\+ ([0-9.]+) s compiling kernels")
+_PACK_RATE_RE = re.compile(r"([0-9.]+) M tokens/s packing")
 
 
 # -- CPU accounting ------------------------------------------------------------------------------
@@ -115,9 +116,16 @@ class ProcRun:
         return self
 
     def compile_seconds(self) -> float:
-        """fastpack's `(first run: X s compiling kernels ...)` from its summary, or 0."""
+        """fastpack's `+ X s compiling kernels` from its summary, or 0."""
         m = _COMPILE_RE.search(self.stdout)
         return float(m.group(1)) if m else 0.0
+
+    def packing_rate(self) -> float:
+        """fastpack's packing throughput (M tokens/s, the kernels' loading or compiling excluded) from its summary."""
+        m = _PACK_RATE_RE.search(self.stdout)
+        if not m:
+            raise RuntimeError(f"no 'M tokens/s packing' in: {self.stdout[-500:]}")
+        return float(m.group(1))
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -137,6 +137,10 @@ class Report:
                         f"{r['compile_s']:.1f} s compiling kernels (reported by fastpack), {r['cold_wall_s']:.1f} s wall;"
                         f" next run {r['warm_wall_s']:.2f} s wall, compile reported {r['warm_compile_s']:.1f} s;"
                         f" cache files written there: {r['cache_files']}"]
+        for r in self.sections.get("fresh_install", []):
+            out += ["", f"fresh install of the bundle's wheel, empty NUMBA_CACHE_DIR: first run {r['compile_s']:.2f} s "
+                        f"compiling kernels, {r['first_wall_s']:.2f} s wall; {fmt_tokens(r['tokens'])} tokens packed at "
+                        f"{r['cold_rate_mtok_s']:.1f} M tokens/s cold vs {r['warm_rate_mtok_s']:.1f} warm (medians)"]
         return out
 
     def _stages(self) -> list[str]:

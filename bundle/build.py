@@ -49,6 +49,7 @@ class BundleOptions:
     license: Optional[str] = None
     include_code: bool = False
     include_deps: Optional["DepsTarget"] = None  # dependency wheels in code/wheels (implies include_code)
+    kernel_cache: bool = True  # the wheel carries the default pack's compiled kernels (fastpack.kernel_cache)
     show_progress: bool = False
 
     def __post_init__(self) -> None:
@@ -60,7 +61,7 @@ class BundleOptions:
         return {"include_reports": self.include_reports, "include_preprocessed": self.include_preprocessed,
                 "include_extra": list(self.include_extra), "zip": self.zip, "allow_missing": self.allow_missing,
                 "kaggle_id": self.kaggle_id, "title": self.title, "license": self.license,
-                "include_code": self.include_code,
+                "include_code": self.include_code, "kernel_cache": self.include_code and self.kernel_cache,
                 "deps_target": self.include_deps.recorded() if self.include_deps is not None else None}
 
 
@@ -151,7 +152,7 @@ def _assemble(plan: BundlePlan, tmp: Path, options: BundleOptions, meta: Optiona
     entries = _copy_all(plan, tmp, options.show_progress)
     result.copy_seconds = time.perf_counter() - start
     if options.include_code:
-        entries += _add_code(tmp, options.include_deps)
+        entries += _add_code(tmp, options.include_deps, options.kernel_cache)
     manifest = Manifest(fastpack_version=__version__, created=created_from(f.path for f in plan.files if f.path), options=options.recorded(),
                         files=entries, missing=plan.missing)
     manifest.write(tmp)
@@ -221,11 +222,11 @@ def _entry(f: PlannedFile, size: int, digest: str) -> FileEntry:
                      required=f.required, origin=f.origin)
 
 
-def _add_code(tmp: Path, deps: Optional["DepsTarget"]) -> list[FileEntry]:
+def _add_code(tmp: Path, deps: Optional["DepsTarget"], kernel_cache: bool) -> list[FileEntry]:
     """code/: the project's wheel, install.py (the one install line runs it), INSTALL.md, code/wheels/."""
     from bundle.wheel import INSTALL_NAME, INSTALLER_NAME, build_wheel, install_doc, installer_source
 
-    wheel = build_wheel(tmp / "code")
+    wheel = build_wheel(tmp / "code", kernel_cache=kernel_cache)
     doc = tmp / "code" / INSTALL_NAME
     doc.write_text(install_doc(wheel.name, deps), encoding="utf-8")
     installer = tmp / "code" / INSTALLER_NAME

@@ -9,6 +9,7 @@ give the same wheel bytes.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -44,14 +45,16 @@ def check_build_tools() -> None:
                         f"{sys.executable}: `{sys.executable} -m pip install setuptools`")
 
 
-def build_wheel(dest: Path, project: Path | None = None) -> Path:
-    """Build the project's wheel into `dest`; return its path."""
+def build_wheel(dest: Path, project: Path | None = None, *, kernel_cache: bool = True) -> Path:
+    """Build the project's wheel into `dest` (with the precompiled kernels unless `kernel_cache` is false)."""
     project = project or project_root()
     check_build_tools()
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="fastpack-wheel-") as tmp:
         src, out = Path(tmp) / "src", Path(tmp) / "out"
         _copy_sources(project, src)
+        if kernel_cache:
+            build_kernel_cache(src, Path(tmp) / "numba")
         env = {**os.environ, "PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
         env.setdefault("SOURCE_DATE_EPOCH", ZIP_EPOCH)
         cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
@@ -66,6 +69,46 @@ def build_wheel(dest: Path, project: Path | None = None) -> Path:
     return final
 
 
+def build_kernel_cache(src: Path, numba_dir: Path) -> None:
+    """Compile the default pack's kernels for the generic CPU into src/fastpack/kernel_cache (see
+    fastpack.kernel_cache), from the copied sources themselves, with the running Python and numba.
+    The result is kept in the temp folder under a hash of those sources and versions, so the next
+    build of the same sources copies it instead of compiling again."""
+    dest = src / "fastpack" / "kernel_cache"
+    kept = Path(tempfile.gettempdir()) / "fastpack-kernel-cache" / _kernel_key(src / "fastpack")
+    if kept.is_dir():
+        shutil.copytree(kept, dest)
+        return
+    env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(numba_dir), "PYTHONPATH": str(src)}
+    env.pop("NUMBA_CPU_FEATURES", None)
+    env.pop("NUMBA_DISABLE_JIT", None)
+    cmd = [sys.executable, "-m", "fastpack.kernel_cache", str(dest)]
+    result = subprocess.run(cmd, cwd=src, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
+        raise UserError(f"compiling the kernels for the wheel failed (exit {result.returncode}): {tail}; "
+                        "pass --no-kernel-cache to bundle without them")
+    staging = None
+    try:  # kept only to save the next build's time: any failure just skips it
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=kept.parent))
+        shutil.copytree(dest, staging, dirs_exist_ok=True)
+        os.replace(staging, kept)
+    except OSError:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _kernel_key(package: Path) -> str:
+    """The sources, the Python and the numba the kernels are compiled from."""
+    from importlib.metadata import version
+
+    h = hashlib.sha256(f"{sys.version}|{version('numba')}|{version('llvmlite')}".encode())
+    for path in sorted(package.rglob("*.py")):
+        h.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:24]
+
+
 def _copy_sources(project: Path, dst: Path) -> None:
     """Packaging files, README/LICENSE, and every top-level folder that is a Python package."""
     dst.mkdir(parents=True)
@@ -73,7 +116,7 @@ def _copy_sources(project: Path, dst: Path) -> None:
         if entry.is_file() and (entry.name in PACKAGING_FILES or entry.name.upper().startswith(DOC_PREFIXES)):
             shutil.copy2(entry, dst / entry.name)
         elif entry.is_dir() and (entry / "__init__.py").is_file():
-            shutil.copytree(entry, dst / entry.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(entry, dst / entry.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "kernel_cache"))
 
 
 def installer_source() -> bytes:

@@ -21,7 +21,11 @@ surrogates, nesting deeper than the stack, anything that is not valid JSON.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+
+from fastpack.kernel_cache import use_portable_cpu
+
+use_portable_cpu()  # before numba's import: a cache compiled on another machine (the wheel's) loads here
+from numba import njit, prange  # noqa: E402
 
 NL = 10
 MAX_DEPTH = 64

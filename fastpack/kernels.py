@@ -7,7 +7,11 @@ counts first, then fills disjoint slices, so the result does not depend on the n
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+
+from fastpack.kernel_cache import use_portable_cpu
+
+use_portable_cpu()  # before numba's import: a cache compiled on another machine (the wheel's) loads here
+from numba import njit, prange  # noqa: E402
 
 
 @njit(cache=True)
@@ -51,16 +55,19 @@ def fill_separators(stream, offsets, bos, eos):
                 stream[offsets[i + 1] - 1] = eos
 
 
-@njit(cache=True)
 def cut_windows(stream, first, n_windows, stride, out):
     """out[w] = stream[(first + w) * stride : ... + seq_len] for w < n_windows (overlapping when stride < seq_len).
 
-    Serial slice copies: the copy is memory-bound, and one core's memcpy beats two threads' loops.
+    One numpy copy from a strided view of the stream: memory-bound, as fast as a compiled loop, and
+    nothing to compile (numba's 2-D slice assignment took 3 s to compile).
     """
     seq_len = out.shape[1]
-    for w in range(n_windows):
-        a = (first + w) * stride
-        out[w, :] = stream[a:a + seq_len]
+    if n_windows <= 0:
+        return
+    itemsize = stream.itemsize
+    view = np.lib.stride_tricks.as_strided(stream[first * stride:], (n_windows, seq_len), (stride * itemsize, itemsize),
+                                           writeable=False)
+    out[:n_windows] = view
 
 
 @njit(cache=True)
@@ -107,27 +114,30 @@ def first_out_of_range(values, limit):
     return -1
 
 
-@njit(cache=True)
 def concat_segments(starts, ends, docs, first_start, n_windows, stride, seq_len, stream_end, whole):
     """Segments of the windows [first_start + w*stride, +seq_len) (clipped at stream_end).
 
     starts/ends/docs: the non-empty documents covering those windows, as absolute stream spans
     in stream order. Sets whole[i] when some window holds document i entirely.
-    Returns (segments per window, segment lengths, segment documents).
+    Returns (segments per window, segment lengths, segment documents). The binary searches run in
+    numpy (numba's searchsorted cost a second of compiling); the fill loop is compiled.
     """
-    counts = np.empty(n_windows, np.int64)
-    lo = np.empty(n_windows, np.int64)
-    for w in range(n_windows):
-        a = first_start + w * stride
-        b = min(a + seq_len, stream_end)
-        lo[w] = np.searchsorted(ends, a, side="right")  # the document holding position a
-        counts[w] = np.searchsorted(ends, b, side="left") - lo[w] + 1
-    lengths = np.empty(counts.sum(), np.int32)
-    seg_docs = np.empty(counts.sum(), np.int64)
+    a = first_start + np.arange(n_windows, dtype=np.int64) * stride
+    b = np.minimum(a + seq_len, stream_end)
+    lo = np.searchsorted(ends, a, side="right").astype(np.int64)  # the document holding position a
+    counts = np.searchsorted(ends, b, side="left").astype(np.int64) - lo + 1
+    lengths = np.empty(int(counts.sum()), np.int32)
+    seg_docs = np.empty(lengths.size, np.int64)
+    _fill_segments(starts, ends, docs, a, b, lo, counts, whole, lengths, seg_docs)
+    return counts, lengths, seg_docs
+
+
+@njit(cache=True)
+def _fill_segments(starts, ends, docs, window_starts, window_ends, lo, counts, whole, lengths, seg_docs):
     k = 0
-    for w in range(n_windows):
-        x = first_start + w * stride
-        b = min(x + seq_len, stream_end)
+    for w in range(window_starts.size):
+        x = window_starts[w]
+        b = window_ends[w]
         for i in range(lo[w], lo[w] + counts[w]):
             y = min(ends[i], b)
             lengths[k] = y - x
@@ -136,7 +146,6 @@ def concat_segments(starts, ends, docs, first_start, n_windows, stride, seq_len,
                 whole[i] = True
             x = y
             k += 1
-    return counts, lengths, seg_docs
 
 
 @njit(cache=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
-from typing import Optional
+from typing import Callable, Optional
 
 from fastpack.errors import UserError
 
@@ -46,14 +46,18 @@ def format_duration(seconds: float) -> str:
 
 
 class Budget:
-    """Deadline bookkeeping (wall clock, `time.time()`, so a relaunched process shares the deadline)."""
+    """Deadline bookkeeping (wall clock, `time.time()`, so a relaunched process shares the deadline).
+
+    `clock` is injectable: tests drive the budget with a fake clock, so they assert decisions, not timings.
+    """
 
     def __init__(
-        self, deadline: Optional[float], *, total: Optional[float] = None, micro_steps: int = 1, checkpoint_guess: float = 5.0
+        self, deadline: Optional[float], *, total: Optional[float] = None, micro_steps: int = 1, checkpoint_guess: float = 5.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.deadline = deadline
+        self.deadline, self.clock = deadline, clock
         self.micro_steps = micro_steps
-        total = total if total is not None else (deadline - time.time() if deadline else None)
+        total = total if total is not None else (deadline - clock() if deadline else None)
         # A margin for what no estimate covers (closing files, the process exit, a busy machine).
         self.margin = min(60.0, max(1.0, 0.02 * total)) if total else 0.0
         self.steps: deque[float] = deque(maxlen=8)
@@ -84,7 +88,7 @@ class Budget:
         return per_batch * batches + (self.eval_extra_s if extras else 0.0)
 
     def remaining(self, now: Optional[float] = None) -> float:
-        return float("inf") if self.deadline is None else self.deadline - (now or time.time())
+        return float("inf") if self.deadline is None else self.deadline - (now or self.clock())
 
     def should_stop(self, *, val_batches: int, test_batches: int) -> bool:
         """True when one more step would not leave time for a checkpoint and the evaluations still owed.

@@ -6,10 +6,13 @@ Layout of `<output_dir>/checkpoints/`:
     last.pt            + last.json            # the newest checkpoint (a hard link, so no extra space)
     best.pt            + best.json            # the one with the lowest val loss so far
 
-A `.pt` is written to a temp file and renamed; its `.json` marker (step, size, format) is written
-after it, so a checkpoint counts only with its marker and a matching size. Pruning removes the
-marker first. The total size of the folder (hard links counted once) is kept under a cap by
-dropping the oldest periodic checkpoints; `last` and `best` are never dropped.
+A `.pt` is written to a temp file and renamed; its `.json` marker (step, size, format and the
+sha256 of the bytes, computed while they were written) is written after it, so a checkpoint counts
+only with its marker, a matching size and a matching checksum. One that fails is named, skipped,
+and moved aside (`NAME.pt.unreadable`), never silently overwritten. Pruning removes the
+marker first. The total size of the folder (hard links counted once, temps of saves in progress or of killed
+runs included) is kept under a cap by dropping the oldest periodic checkpoints; `last` and `best`
+are never dropped.
 
 A checkpoint is a dict of tensors and plain types: format, version, step, tokens_seen,
 data_position (samples of the training stream consumed), model, optimizer, scaler, scheduler,
@@ -17,17 +20,19 @@ rng (per rank), best_val_loss, train_seconds, model_args, config (resolved), wor
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 import torch
 
-from fastpack.atomic import atomic_path, write_json_atomic
+from fastpack.atomic import atomic_path, temp_bytes, write_json_atomic
 from fastpack.errors import UserError
 
 FORMAT = "fastpack-trainer-checkpoint"
@@ -69,9 +74,9 @@ def save_checkpoint(
     step = int(state["step"])
     path = ckpt_dir / f"{step_name(step)}.pt"
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        sha256 = _save_hashed(state, tmp)
     marker = {
-        "format": FORMAT, "version": VERSION, "step": step, "size": path.stat().st_size,
+        "format": FORMAT, "version": VERSION, "step": step, "size": path.stat().st_size, "sha256": sha256,
         "val_loss": state.get("val_loss"), "best_val_loss": state.get("best_val_loss"),
         "tokens_seen": state.get("tokens_seen"), "saved_at": time.time(), "model_args": state.get("model_args"),
     }
@@ -86,6 +91,41 @@ def save_checkpoint(
     return path
 
 
+class _HashingFile:
+    """The file torch.save writes through: the sha256 of the bytes as they go, and the OS error it hides.
+
+    torch turns a failed write (a full disk) into a RuntimeError about zip positions; the OSError
+    kept here is re-raised instead, so the user reads "disk full".
+    """
+
+    def __init__(self, fh) -> None:
+        self.fh, self.sha, self.error = fh, hashlib.sha256(), None
+
+    def write(self, data) -> int:
+        try:
+            written = self.fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+        self.sha.update(data)
+        return written
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+def _save_hashed(state: dict[str, Any], tmp: Path) -> str:
+    with open(tmp, "wb") as fh:
+        out = _HashingFile(fh)
+        try:
+            torch.save(state, out)
+        except RuntimeError:
+            if out.error is not None:
+                raise out.error from None
+            raise
+    return out.sha.hexdigest()
+
+
 def _periodic(ckpt_dir: Path) -> list[tuple[int, Path]]:
     out = []
     for pt in ckpt_dir.glob("step-*.pt"):
@@ -96,12 +136,12 @@ def _periodic(ckpt_dir: Path) -> list[tuple[int, Path]]:
 
 
 def folder_bytes(ckpt_dir: Path) -> int:
-    """Bytes of the checkpoint files, each inode counted once (last/best are hard links)."""
+    """Bytes of the checkpoint files, each inode counted once (last/best are hard links), and of our temps."""
     seen: dict[tuple[int, int], int] = {}
     for pt in ckpt_dir.glob("*.pt"):
         st = pt.stat()
         seen[(st.st_dev, st.st_ino)] = st.st_size
-    return sum(seen.values())
+    return sum(seen.values()) + temp_bytes(ckpt_dir)
 
 
 def _remove(pt: Path) -> None:
@@ -157,17 +197,53 @@ def read_marker(pt: Path) -> Optional[dict]:
     return marker
 
 
-def is_valid_checkpoint(pt: str | Path) -> bool:
-    """Marker present, size matching, and the file opens (memory-mapped: no tensor is read) with the same step."""
+def checkpoint_problem(pt: str | Path, *, verify: bool = True) -> Optional[str]:
+    """Why `pt` is not a usable checkpoint (None: it is): marker, size, checksum, then a memory-mapped open."""
     pt = Path(pt)
     marker = read_marker(pt)
-    if marker is None or not pt.is_file() or pt.stat().st_size != marker.get("size"):
-        return False
+    if marker is None:
+        return "no valid marker beside it (an interrupted save)"
+    if not pt.is_file():
+        return "missing"
+    size = pt.stat().st_size
+    if size != marker.get("size"):
+        return f"{size:,} bytes, its marker says {marker.get('size'):,} (truncated or replaced)"
+    if verify and marker.get("sha256") and file_sha256(pt) != marker["sha256"]:
+        return "checksum mismatch: its bytes changed after it was saved"
     try:
         state = torch.load(pt, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
-        return False
-    return isinstance(state, dict) and state.get("format") == FORMAT and state.get("step") == marker["step"]
+    except Exception as exc:
+        return f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
+    if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("step") != marker["step"]:
+        return "not the checkpoint its marker describes"
+    return None
+
+
+def is_valid_checkpoint(pt: str | Path) -> bool:
+    """Marker present, size and checksum matching, and the file opens (memory-mapped) with the same step."""
+    return checkpoint_problem(pt) is None
+
+
+def file_sha256(path: Path, chunk: int = 16 << 20) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def move_aside(pt: Path) -> Path:
+    """Rename an unreadable checkpoint (and its marker) to `NAME.pt.unreadable[-k]`: kept for a look, never reused."""
+    for k in range(1, 1000):
+        suffix = ".unreadable" if k == 1 else f".unreadable-{k}"
+        target = pt.with_name(pt.name + suffix)
+        if not target.exists():
+            break
+    marker = _marker_path(pt)
+    if marker.exists():
+        os.replace(marker, marker.with_name(marker.name + suffix))
+    os.replace(pt, target)
+    return target
 
 
 def _candidates(directory: Path, depth: int) -> Iterable[Path]:
@@ -188,8 +264,21 @@ def find_latest_checkpoint(dirs: Iterable[str | Path]) -> Optional[Path]:
     """The valid checkpoint with the highest step under these folders (searched a few levels deep).
 
     On equal steps the earlier folder wins (pass the work dir first). Invalid or half-written
-    files are skipped.
+    files are skipped (`choose_checkpoint` says which and why).
     """
+    return choose_checkpoint(dirs).path
+
+
+@dataclass
+class Choice:
+    """The checkpoint to resume from (None: none valid) and those skipped on the way, with why."""
+
+    path: Optional[Path] = None
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def choose_checkpoint(dirs: Iterable[str | Path], *, move_bad_in: Optional[Path] = None) -> Choice:
+    """Newest first, the first checkpoint that passes `checkpoint_problem`; failed ones in `move_bad_in` are moved aside."""
     ranked = []
     for order, directory in enumerate(dirs):
         directory = Path(directory)
@@ -199,10 +288,18 @@ def find_latest_checkpoint(dirs: Iterable[str | Path]) -> Optional[Path]:
             marker = read_marker(pt)
             if marker is not None:
                 ranked.append((-marker["step"], order, pt.stem == "last", str(pt), pt))  # prefer the step-N name
+    choice = Choice()
     for *_, pt in sorted(ranked):
-        if is_valid_checkpoint(pt):
-            return pt
-    return None
+        if not pt.exists():  # already moved aside
+            continue
+        problem = checkpoint_problem(pt)
+        if problem is None:
+            choice.path = pt
+            return choice
+        if move_bad_in is not None and pt.resolve().parent == Path(move_bad_in).resolve():
+            problem += f"; moved aside to {move_aside(pt).name}"
+        choice.skipped.append((pt, problem))
+    return choice
 
 
 def load_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:

@@ -66,6 +66,7 @@ class TrainingConfig:
     checkpoint_minutes: float = 10.0  # also a checkpoint this often: a kill (Kaggle, 12 h, no catchable signal) loses < 15 min
     keep_checkpoints: int = 3  # periodic ones kept besides last and best
     max_checkpoint_gb: float = 15.0  # Kaggle keeps at most 20 GB of output
+    max_nonfinite_steps: int = 5  # a non-finite gradient norm skips the update; this many in a row stop the run
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # auto: bf16 on cc >= 8.0, fp16 below, fp32 on CPU
     compile: Optional[bool] = None  # torch.compile the model; None: on CUDA (with Triton), off on CPU
     auto_batch_size: bool = False  # CUDA: the largest micro-batch that fits; grad_accum keeps batch_size x grad_accum
@@ -84,7 +85,7 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "log_interval",
-                     "checkpoint_interval", "keep_checkpoints", "sample_tokens"):
+                     "checkpoint_interval", "keep_checkpoints", "sample_tokens", "max_nonfinite_steps"):
             if getattr(self, name) < 1:
                 raise UserError(f"training.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("eval_batches", "test_batches"):

@@ -75,7 +75,7 @@ def preflight(config: RunConfig, options: RunOptions) -> None:
     plan = prepare(config, root=options.root, packed_dir=options.packed_dir, log=lambda message: None)  # the children say the notes
     if torch.cuda.is_available() and options.device != "cpu":
         precision_for(config.training.precision, torch.device("cuda", 0))
-    resume_path = resolve_resume(options.resume, options.output_dir / ckpt.CHECKPOINT_DIR)
+    resume_path = resolve_resume(options.resume, options.output_dir / ckpt.CHECKPOINT_DIR, move_bad=False)  # rank 0 says it
     if resume_path is not None:
         ckpt.check_shape(ckpt.load_checkpoint(resume_path, mmap=True), plan.model_args.shape_dict(), resume_path)
 

@@ -20,7 +20,6 @@ from typing import Any, Callable, Optional
 import torch
 from torch.utils.data import DataLoader
 
-from fastpack.errors import UserError
 
 from trainer import checkpoint as ckpt
 from trainer import distributed as D
@@ -31,6 +30,7 @@ from trainer.budget import Budget, format_duration
 from trainer.compiling import compile_decision, is_compile_error
 from trainer.config import RunConfig, save_config
 from trainer.data import PackedDataset, ResumableBatchSampler
+from trainer.guard import NonFiniteGuard, reclaim_training_temps, require_finite_weights, training_lock
 from trainer.evaluation import EvalSet, eval_record, evaluate, make_eval_set
 from trainer.launch import RunOptions
 from trainer.mfu import describe_peak, mfu, peak_flops
@@ -50,8 +50,10 @@ from trainer.summary import build_summary, fmt
 class Trainer:
     """One run of the loop on this process."""
 
-    def __init__(self, config: RunConfig, options: RunOptions, log: Callable[[str], None] = print) -> None:
+    def __init__(self, config: RunConfig, options: RunOptions, log: Callable[[str], None] = print,
+                 clock: Callable[[], float] = time.time) -> None:
         self.config, self.options, self._log = config, options, log
+        self.clock = clock  # every time the budget sees; injectable so tests need no wall-clock bounds
         self.output_dir = options.output_dir
         self.ckpt_dir = options.output_dir / ckpt.CHECKPOINT_DIR
         self.bar = None  # the tqdm bar with --show-progress (rank 0)
@@ -67,11 +69,12 @@ class Trainer:
         owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
         self.dist = D.init_distributed(self.options.device)
         try:
-            self.setup()
-            stop_reason = self.train()
-            summary = self.finish(stop_reason)
-            # Leave together: a rank tearing down gloo while rank 0 still writes can abort at exit.
-            D.barrier(self.dist)
+            with training_lock(self.output_dir, self.dist.is_main):  # a second run here stops, naming this one
+                self.setup()
+                stop_reason = self.train()
+                summary = self.finish(stop_reason)
+                # Leave together: a rank tearing down gloo while rank 0 still writes can abort at exit.
+                D.barrier(self.dist)
             return summary
         finally:
             self._close_bar()
@@ -80,7 +83,7 @@ class Trainer:
 
     # --- setup ---------------------------------------------------------------------------------
     def setup(self) -> None:
-        self.session_start = time.time()
+        self.session_start = self.clock()
         self.plan = prepare(self.config, root=self.options.root, packed_dir=self.options.packed_dir, log=self.log)
         meta = self.plan.train[0].meta
         self.eos_id, self.prompt_prefix = meta.eos_id, prompt_prefix(meta)
@@ -114,6 +117,7 @@ class Trainer:
             self.log(note)
         self.schedule = CosineSchedule(t.lr, t.min_lr, warmup, t.max_steps)
         self.progress = Progress()
+        self.guard = NonFiniteGuard(t.max_nonfinite_steps, lr=t.lr, ckpt_dir=self.ckpt_dir, log=self.log)
 
     def _fit_micro_batch(self) -> None:
         """training.auto_batch_size: the largest micro-batch that fits, the windows per step unchanged."""
@@ -137,7 +141,7 @@ class Trainer:
     def _resume(self) -> None:
         t, info = self.config.training, self.dist
         # Rank 0 picks the checkpoint, every rank loads it.
-        path = resolve_resume(self.options.resume, self.ckpt_dir) if info.is_main else None
+        path = resolve_resume(self.options.resume, self.ckpt_dir, self.log) if info.is_main else None
         self.resumed_from = D.broadcast_object(str(path) if path else None, info)
         if self.resumed_from:
             self._restore(self.resumed_from)
@@ -176,8 +180,10 @@ class Trainer:
 
     def _prepare_outputs(self) -> None:
         self.metrics = MetricsLog(self.output_dir / METRICS)
+        self.reclaimed = None
         if self.dist.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
+            self.reclaimed = reclaim_training_temps(self.output_dir, self.ckpt_dir, self.log)
             save_config(self.config, self.output_dir / RUN_CONFIG)
             if self.resumed_from and not self.metrics.path.exists():
                 copy_previous_metrics(Path(self.resumed_from), self.metrics.path)
@@ -211,7 +217,7 @@ class Trainer:
         self.peak_flops = peak_flops(self.device_name, self.precision.name) if info.device.type == "cuda" else None
         self.flops_per_token = self.raw_model.flops_per_token(args.context_len)
         self.budget = Budget(self.options.deadline, total=self.options.budget_total, micro_steps=t.grad_accum,
-                             checkpoint_guess=0.5 + 12 * self.n_params / 200e6)  # weights + Adam moments at ~200 MB/s
+                             checkpoint_guess=0.5 + 12 * self.n_params / 200e6, clock=self.clock)  # weights + Adam moments at ~200 MB/s
         self.log(f"model {self.config.model.preset}: {self.n_params / 1e6:.2f}M parameters, {args.n_layer} layers, "
                  f"d_model {args.d_model}, context {args.context_len}, vocab {args.vocab_size} | {info.device} "
                  f"x{info.world_size}, {self.precision.name} | {self.n_train_windows:,} train windows, "
@@ -228,7 +234,7 @@ class Trainer:
         self._start_session()
         self.model.train()
         while True:
-            started = time.time()
+            started = self.clock()
             micro = [next(train_iter) for _ in range(t.grad_accum)]  # host tensors; the loader prefetched them
             # One collective a step: whether to stop or save (rank 0 decides) and the step's target count.
             stop_reason, targets = self._stop_check(max_steps, micro)
@@ -241,7 +247,7 @@ class Trainer:
             log_due = (p.step + 1) % t.log_interval == 0 or p.step + 1 == max_steps or p.step == 0
             if log_due and self.dist.device.type == "cuda":
                 torch.cuda.synchronize(self.dist.device)  # kernels run ahead of the host: time what finished
-            self._count_step(time.time() - started)
+            self._count_step(self.clock() - started)
 
             if log_due:
                 self._log_step(loss_sum, targets, lr, grad_norm)
@@ -256,10 +262,9 @@ class Trainer:
         p = self.progress
         # A checkpoint of this step already exists when resuming from this run's own folder.
         own = self.resumed_from is not None and Path(self.resumed_from).resolve().parent == self.ckpt_dir.resolve()
-        self.last_saved, self.last_save_time, self.last_eval_step = (p.step if own else -1), time.time(), -1
+        self.last_saved, self.last_save_time, self.last_eval_step = (p.step if own else -1), self.clock(), -1
         self.session_tokens, self.session_train_s = 0, 0.0
         self.last_log = (p.train_seconds, p.step)  # train seconds and step of the previous log line
-        self.bad_logs = 0
 
     def _stop_check(self, max_steps: int, micro: list[dict[str, torch.Tensor]]) -> tuple[Optional[str], float]:
         """(why to stop before the next step or None, the next step's unmasked targets over all ranks).
@@ -270,7 +275,7 @@ class Trainer:
         """
         t, info, p, budget = self.config.training, self.dist, self.progress, self.budget
         over_budget = info.is_main and budget.should_stop(val_batches=self.val.n_batches, test_batches=self.test.n_batches)
-        save_due = info.is_main and time.time() - self.last_save_time >= t.checkpoint_minutes * 60
+        save_due = info.is_main and self.clock() - self.last_save_time >= t.checkpoint_minutes * 60
         local_targets = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in micro)  # labels still on the host
         over_budget, save_due, targets = D.all_reduce_sum([int(over_budget), int(save_due), local_targets], info)
         if save_due and self.last_saved != p.step and p.step > 0:
@@ -324,7 +329,9 @@ class Trainer:
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(),
                                                    t.grad_clip if t.grad_clip > 0 else float("inf"))
-        self.scaler.step(self.optimizer)  # skipped by the scaler when fp16 gradients overflowed
+        # A non-finite gradient norm: no update at all (too many in a row stop the run).
+        if self.guard.allows_update(grad_norm, step=self.progress.step + 1, scaler=self.scaler):
+            self.scaler.step(self.optimizer)  # skipped by the scaler when fp16 gradients overflowed
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         return loss_sum, grad_norm
@@ -346,15 +353,11 @@ class Trainer:
         # .item() waits for the device: only on logging steps.
         (total,) = D.all_reduce_sum([loss_sum.item()], self.dist)
         p.last_loss = total / max(targets, 1.0)
-        self.bad_logs = 0 if math.isfinite(p.last_loss) else self.bad_logs + 1
-        if self.bad_logs >= 3:
-            raise UserError(f"training diverged: loss {p.last_loss} at step {p.step} (3 logs in a row); "
-                            "lower training.lr, or use bf16/fp32")
         # Throughput of the training steps alone (evals and checkpoints in between excluded).
         last_train_s, last_step = self.last_log
         tok_s = (p.step - last_step) * self.tokens_per_step / max(p.train_seconds - last_train_s, 1e-9)
         self.last_log = (p.train_seconds, p.step)
-        self._report_train(lr, float(grad_norm), tok_s, time.time())
+        self._report_train(lr, float(grad_norm), tok_s, self.clock())
 
     def _report_train(self, lr: float, grad_norm: float, tok_s: float, now: float) -> None:
         p, t = self.progress, self.config.training
@@ -381,10 +384,10 @@ class Trainer:
 
     # --- evaluation, samples, checkpoints --------------------------------------------------------
     def eval_and_report(self, which: str) -> float:
-        step, started = self.progress.step, time.time()
+        step, started = self.progress.step, self.clock()
         eval_set: EvalSet = getattr(self, which)
         loss = evaluate(self.raw_model, eval_set, self.precision, self.dist)
-        seconds = time.time() - started
+        seconds = self.clock() - started
         if self.dist.is_main:
             self.metrics.write(eval_record(which, step, loss, seconds))
             sliding = " (sliding window)" if eval_set.sliding else ""
@@ -395,7 +398,7 @@ class Trainer:
                               precision=self.precision, prefix=self.prompt_prefix, eos_id=self.eos_id)
                 write_partial_summary(self.output_dir / SUMMARY, build_summary(self, "running", None), loss)
         if which == "val":
-            self.budget.record_eval(seconds, self.val.n_batches, time.time() - started - seconds)
+            self.budget.record_eval(seconds, self.val.n_batches, self.clock() - started - seconds)
         return loss
 
     def time_for(self, batches: int, *, extras: bool) -> bool:
@@ -406,9 +409,12 @@ class Trainer:
         return bool(D.all_reduce_max([int(ok)], self.dist)[0])
 
     def save(self, *, is_best: bool) -> None:
-        p, started = self.progress, time.time()
+        p, started = self.progress, self.clock()
+        if self.guard.blocks_save(p.step):
+            return
         rng = D.gather_objects(rng_state(self.dist.device), self.dist)  # every rank's dropout stream
         if self.dist.is_main:
+            require_finite_weights(self.raw_model, p.step)  # NaN weights never replace the last good checkpoint
             state = {
                 "format": ckpt.FORMAT, "version": ckpt.VERSION, "step": p.step, "tokens_seen": p.tokens_seen,
                 "data_position": p.data_position, "model": self.raw_model.state_dict(),
@@ -423,9 +429,9 @@ class Trainer:
             }
             path = ckpt.save_checkpoint(state, self.ckpt_dir, is_best=is_best, keep=self.config.training.keep_checkpoints,
                                         max_bytes=self.config.training.max_checkpoint_gb * 1e9, log=self.log)
-            self.log(f"checkpoint {path.name}{' (best)' if is_best else ''} in {time.time() - started:.1f}s")
-        self.last_saved, self.last_save_time = p.step, time.time()
-        self.budget.record_checkpoint(time.time() - started)
+            self.log(f"checkpoint {path.name}{' (best)' if is_best else ''} in {self.clock() - started:.1f}s")
+        self.last_saved, self.last_save_time = p.step, self.clock()
+        self.budget.record_checkpoint(self.clock() - started)
 
     # --- the end: a checkpoint first (it is what the time budget protects), then the final evals ---
     def finish(self, stop_reason: str) -> dict[str, Any]:

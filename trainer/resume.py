@@ -31,26 +31,45 @@ class Progress:
     last_loss: Optional[float] = None
 
 
-def resolve_resume(resume: str | Path | None, ckpt_dir: Path) -> Optional[Path]:
-    """The checkpoint to start from, or None for a fresh start."""
+def resolve_resume(resume: str | Path | None, ckpt_dir: Path, log: Callable[[str], None] = lambda message: None,
+                   *, move_bad: bool = True) -> Optional[Path]:
+    """The checkpoint to start from, or None for a fresh start; says what it skipped and why.
+
+    Checkpoints of this output folder that fail their check are moved aside (`NAME.pt.unreadable`)
+    so a fresh save never overwrites them unseen.
+    """
+    if resume is not None and str(resume) != "auto":
+        return _explicit(Path(resume), log)
+    choice = ckpt.choose_checkpoint([ckpt_dir], move_bad_in=ckpt_dir if move_bad else None)
+    for path, problem in choice.skipped:
+        log(f"resume: skipped {path}: {problem}")
     if resume is None:
-        existing = ckpt.find_latest_checkpoint([ckpt_dir])
-        if existing is not None:
+        if choice.path is not None:
             raise UserError(
-                f"{ckpt_dir} already holds checkpoints (newest: {existing.name}); "
+                f"{ckpt_dir} already holds checkpoints (newest: {choice.path.name}); "
                 "pass --resume auto to continue them, or choose another --output-dir"
             )
         return None
-    if str(resume) == "auto":
-        return ckpt.find_latest_checkpoint([ckpt_dir])
-    path = Path(resume)
+    if choice.path is None:
+        why = "none of them is valid" if choice.skipped else "there are none"
+        log(f"resume auto: starting fresh: {why} in {ckpt_dir}")
+    return choice.path
+
+
+def _explicit(path: Path, log: Callable[[str], None]) -> Path:
+    """--resume PATH: a checkpoint file (checked against its marker when it has one) or a folder of them."""
     if path.is_dir():
-        found = ckpt.find_latest_checkpoint([path])
-        if found is None:
+        choice = ckpt.choose_checkpoint([path])
+        for skipped, problem in choice.skipped:
+            log(f"resume: skipped {skipped}: {problem}")
+        if choice.path is None:
             raise UserError(f"{path}: no valid checkpoint in this folder")
-        return found
+        return choice.path
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found")
+    problem = ckpt.checkpoint_problem(path) if ckpt.read_marker(path) is not None else None
+    if problem is not None:
+        raise UserError(f"{path}: not a usable checkpoint: {problem}")
     return path
 
 

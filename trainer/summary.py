@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import time
 from typing import Any, Optional
 
 
@@ -33,10 +32,10 @@ def build_summary(trainer, stop_reason: str, test_loss: Optional[float]) -> dict
         "best_val_loss": None if math.isinf(p.best_val) else p.best_val,
         "test_loss": test_loss,
         "test_ppl": perplexity(test_loss),
-        "session_seconds": time.time() - trainer.session_start,
+        "session_seconds": trainer.clock() - trainer.session_start,
         "train_seconds": p.train_seconds,
         "deadline": trainer.options.deadline,  # time.time() values: a time-budgeted run ends before its deadline
-        "finished_at": time.time(),
+        "finished_at": trainer.clock(),
         **throughput(trainer),
         "parameters": trainer.n_params,
         "model": trainer.plan.model_args.to_dict(),
@@ -46,6 +45,8 @@ def build_summary(trainer, stop_reason: str, test_loss: Optional[float]) -> dict
         "device": trainer.device_name,
         "world_size": info.world_size,
         "resumed_from": trainer.resumed_from,
+        "nonfinite_steps_skipped": trainer.guard.skipped,
+        "reclaimed_temps": trainer.reclaimed.to_dict() if getattr(trainer, "reclaimed", None) else None,
         "checkpoints": {"last": str(last) if last.exists() else None, "best": str(best) if best.exists() else None},
         "output_dir": str(trainer.output_dir),
         "packed_dir": str(trainer.options.packed_dir),

@@ -46,6 +46,7 @@ def run_training(
     nproc: int | str = "auto",
     device: Optional[str] = None,
     log: Callable[[str], None] = print,
+    clock: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
     """Train (or continue training) and return the summary (also written to output_dir/summary.json).
 
@@ -57,7 +58,8 @@ def run_training(
     `deadline` (a `time.time()` value; `budget_total` its length, for the safety margin) overrides
     it. `nproc` > 1 (or "auto" with several GPUs) relaunches under torchrun and returns the summary
     its rank 0 wrote. `device`: "cpu", "cuda", "cuda:1" (default: cuda when available). `log`
-    receives every line rank 0 would print.
+    receives every line rank 0 would print. `clock` (default `time.time`) is what the time budget
+    reads, one process only: tests pass a fake one.
     """
     from trainer.loop import Trainer
 
@@ -67,7 +69,7 @@ def run_training(
     if deadline is None:
         budget_total = parse_duration(time_budget if time_budget is not None else config.training.time_budget,
                                       "--time-budget" if time_budget is not None else "training.time_budget")
-        deadline = time.time() + budget_total if budget_total is not None else None
+        deadline = clock() + budget_total if budget_total is not None else None
     options = RunOptions(
         root=root,
         packed_dir=Path(packed_dir) if packed_dir is not None else config.paths.resolve(root, "packed_dir"),
@@ -79,7 +81,7 @@ def run_training(
     n = D.resolve_nproc(nproc, device)
     if n > 1 and not D.under_torchrun():
         return relaunch(config, options, n, summary_name=SUMMARY, log=log)
-    return Trainer(config, options, log=log).run()
+    return Trainer(config, options, log=log, clock=clock).run()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,7 +30,7 @@ def test_include_code_bundles_an_installable_wheel(kit, root, tmp_path):
     manifest = json.loads((out / "bundle_manifest.json").read_text())
     code = {f["path"]: f for f in manifest["files"] if f["group"] == "code"}
     assert set(code) == {wheel.relative_to(out).as_posix(), "code/INSTALL.md", "code/install.py"}
-    assert manifest["options"]["deps_target"] is None
+    assert manifest["options"]["deps_target"] is None and manifest["options"]["kernel_cache"] is True
     assert all(f["origin"] == "built" and f["source"] is None for f in code.values())
     assert verify_bundle(out, full=True).ok
     with zipfile.ZipFile(tmp_path / "b.zip") as zf:
@@ -43,6 +43,8 @@ def test_include_code_bundles_an_installable_wheel(kit, root, tmp_path):
         names = set(whl.namelist())
     assert {"bundle/__init__.py", "bundle/cli.py", "fastpack/__init__.py", "fastpack/config.py"} <= names
     assert not any("__pycache__" in n or n.startswith(("tests/", "build/")) for n in names)
+    shipped = {n.split("/")[-1].split("-")[0] for n in names if n.startswith("fastpack/kernel_cache/")}
+    assert {"jsonscan.scan_block", "jsonscan.split_points", "kernels._fill_segments"} <= shipped
 
     # What a notebook with internet off does: install from the file alone, then import from it.
     target = tmp_path / "site"
@@ -55,6 +57,15 @@ def test_include_code_bundles_an_installable_wheel(kit, root, tmp_path):
                               capture_output=True, text=True)
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.split() == [str(target / "bundle/__init__.py"), __version__]
+    # Installed at a new path with an empty numba cache, the first pack compiles nothing: the wheel's kernels load.
+    src = tmp_path / "tokens.jsonl"
+    src.write_text("".join(f'{{"input_ids": [{i}, {i + 1}, {i + 2}]}}\n' for i in range(100)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "PYTHON"))}
+    packed = subprocess.run([sys.executable, "-m", "fastpack", "--input", str(src), "--output", str(tmp_path / "p.npy"),
+                             "--seq-len", "8", "--eos-id", "0"], cwd=tmp_path, capture_output=True, text=True,
+                            env=env | {"PYTHONPATH": str(target), "NUMBA_CACHE_DIR": str(tmp_path / "empty-cache")})
+    assert packed.returncode == 0, packed.stderr
+    assert "loading kernels" in packed.stdout and "compiling" not in packed.stdout, packed.stdout
     # The build ran in a temp copy: no build/ or egg-info appeared in the checkout.
     assert [p.exists() for p in in_tree] == existed
 
@@ -80,7 +91,7 @@ def test_include_deps_downloads_for_the_named_target_and_records_it(root, tmp_pa
     tiny_wheel(house, "deptwo", tag="cp312-cp312-manylinux2014_x86_64")
     tiny_wheel(house, "deptwo", version="2.0", tag="cp313-cp313-manylinux2014_x86_64")
     out = tmp_path / "b"
-    cli = [sys.executable, "-m", "bundle", "--root", str(root), "--out", str(out), "--include-deps", "depone,deptwo",
+    cli = [sys.executable, "-m", "bundle", "--root", str(root), "--out", str(out), "--include-deps", "depone,deptwo", "--no-kernel-cache",
            "--python-version", "3.12", "--platform", "manylinux2014_x86_64", "--deps-find-links", str(house)]
     done = subprocess.run(cli, capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, PIP_CONFIG_FILE=os.devnull))
     assert done.returncode == 0, done.stderr
@@ -88,6 +99,7 @@ def test_include_deps_downloads_for_the_named_target_and_records_it(root, tmp_pa
     assert wheels == ["depone-1.0-py3-none-any.whl", "deptwo-1.0-cp312-cp312-manylinux2014_x86_64.whl"]
     manifest = json.loads((out / "bundle_manifest.json").read_text())
     assert manifest["options"]["include_code"] is True  # implied: the wheels are installed by code/install.py
+    assert manifest["options"]["kernel_cache"] is False
     assert manifest["options"]["deps_target"] == {"names": ["depone", "deptwo"], "python_version": "3.12",
                                                   "platforms": ["manylinux2014_x86_64"], "implementation": "cp"}
     assert {f"code/wheels/{w}" for w in wheels} <= {f["path"] for f in manifest["files"]}

@@ -113,6 +113,8 @@ def test_install_line_then_runner_in_every_layout(layout, venv, code_bundle_zip,
                   *FAST, *train, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"bundle: {dataset}" in run.stdout and "train: " in run.stdout
+    # The wheel's precompiled kernels load at this new install path: the first pack compiles nothing.
+    assert "loading kernels" in run.stdout and "compiling kernels" not in run.stdout, run.stdout
     if layout == "new":
         summary = json.loads((tmp_path / "work/model_output/summary.json").read_text())
         assert summary["step"] == 2 and summary["status"] == "completed"

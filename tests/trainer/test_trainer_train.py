@@ -78,20 +78,50 @@ def test_n_steps_straight_equal_half_resume_half(lm_root):
     assert torch.equal(a["rng"][0]["torch"], b["rng"][0]["torch"])
 
 
-def test_time_budget_stops_early_with_a_valid_checkpoint(lm_root):
+class ModelClock:
+    """Time on a modeled machine: a training step takes `step_s`, anything else `read_s` per clock reading.
+
+    The time the budget sees is then the same on a loaded CI machine as on an idle one: the test
+    asserts the budget's decisions, not wall-clock timings.
+    """
+
+    def __init__(self, start: float = 1_000_000.0, step_s: float = 0.1, read_s: float = 0.0001) -> None:
+        self.now, self.step_s, self.read_s = start, step_s, read_s
+
+    def __call__(self) -> float:
+        self.now += self.read_s
+        return self.now
+
+
+def _budgeted_run(lm_root, out, monkeypatch):
+    from trainer.loop import Trainer
+
+    clock = ModelClock()
+    real_step = Trainer.train_step
+
+    def timed_step(self, *args, **kwargs):
+        clock.now += clock.step_s  # the step's cost, inside the interval the loop measures
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train_step", timed_step)
     config = load_config(lm_root / "config" / "training_config.json",
-                         ["training.max_steps=100000", "training.eval_interval=50", "training.log_interval=50"])
-    budget = 6.0
-    start = time.time()
-    summary, logs = train(lm_root, "budget", config, time_budget=budget)
-    elapsed = time.time() - start
-    assert summary["stop_reason"] == "time_budget" and 10 < summary["step"] < 100000
-    assert budget - 3.0 < elapsed < budget  # it used the budget, and stopped before its end
-    assert summary["finished_at"] < summary["deadline"]
+                         ["training.max_steps=100000", "training.eval_interval=20", "training.log_interval=50"])
+    return train(lm_root, out, config, time_budget=8.0, clock=clock)
+
+
+def test_time_budget_stops_early_with_a_valid_checkpoint(lm_root, monkeypatch):
+    summary, logs = _budgeted_run(lm_root, "budget", monkeypatch)
+    assert summary["stop_reason"] == "time_budget" and 60 < summary["step"] < 80
+    # It used the budget and stopped before its end, keeping back the next step (0.1 s), a checkpoint and
+    # the final evaluations (measured at the evals every 20 steps), padded by 1.5, and a 1 s margin.
+    assert summary["deadline"] - 1.5 < summary["finished_at"] < summary["deadline"]
     latest = find_latest_checkpoint([lm_root / "budget"])
     assert latest is not None and torch.load(latest, weights_only=True)["step"] == summary["step"]
     assert summary["test_loss"] is not None  # the final evaluation was budgeted for
     assert any(m.startswith("time budget: stopping at step") for m in logs)
+    # The same run again takes the same decisions: nothing depends on how busy the machine was.
+    again, _ = _budgeted_run(lm_root, "budget-again", monkeypatch)
+    assert (again["step"], again["finished_at"]) == (summary["step"], summary["finished_at"])
 
 
 def test_periodic_checkpoints_by_time_and_a_fresh_start_refusing_existing_ones(lm_root):
