@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch.utils.data import DataLoader
 
+from fastpack.errors import UserError
 
 from trainer import checkpoint as ckpt
 from trainer import distributed as D

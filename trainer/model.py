@@ -170,20 +170,12 @@ class Attention(nn.Module):
 class SwiGLU(nn.Module):
     def __init__(self, args: ModelArgs) -> None:
         super().__init__()
-        # gate and up as one matrix (rows 0..d_ff-1: gate): one matmul instead of two, same weights.
-        self.gate_up = nn.Linear(args.d_model, 2 * args.d_ff, bias=False)
+        self.gate = nn.Linear(args.d_model, args.d_ff, bias=False)
+        self.up = nn.Linear(args.d_model, args.d_ff, bias=False)
         self.down = nn.Linear(args.d_ff, args.d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up(x).chunk(2, dim=-1)
-        return self.down(F.silu(gate) * up)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # Checkpoints written before gate and up were one matrix hold them apart: join them.
-        gate, up = prefix + "gate.weight", prefix + "up.weight"
-        if gate in state_dict and up in state_dict:
-            state_dict[prefix + "gate_up.weight"] = torch.cat([state_dict.pop(gate), state_dict.pop(up)])
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        return self.down(F.silu(self.gate(x)) * self.up(x))
 
 
 class Block(nn.Module):

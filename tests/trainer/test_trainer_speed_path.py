@@ -333,18 +333,3 @@ def test_a_compile_failure_at_the_first_step_falls_back_to_eager(lm_root, monkey
     assert sum("torch.compile failed (TorchDynamoException: inductor: no working C++ compiler); training eagerly" in m
                for m in logs) == 1
 
-
-def test_a_checkpoint_with_separate_gate_and_up_matrices_still_loads():
-    model = model_of()
-    state = model.state_dict()
-    old = {}
-    for key, value in state.items():
-        if key.endswith("mlp.gate_up.weight"):
-            gate, up = value.chunk(2)
-            old[key.replace("gate_up", "gate")], old[key.replace("gate_up", "up")] = gate.clone(), up.clone()
-        else:
-            old[key] = value.clone()
-    fresh = model_of(seed=1)
-    fresh.load_state_dict(old)
-    ids = torch.randint(0, 50, (1, 10))
-    assert torch.equal(fresh(ids)[0], model(ids)[0])
