@@ -35,7 +35,7 @@ examples:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m fastpack",
-        description="Pack token JSONL / Parquet / Arrow files into contiguous [n_windows, seq_len] arrays.",
+        description="Pack token JSONL / Parquet / Arrow / Megatron .bin files into contiguous [n_windows, seq_len] arrays.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     io = p.add_argument_group("input and output")

@@ -106,7 +106,7 @@ def pack_sequences(
     in the meta for reproducibility.
     """
     started = time.perf_counter()
-    spec = spec or PackSpec.from_keywords(**keywords)
+    spec = _spec(spec, keywords)
     fmt = format or ("pt" if Path(output).suffix == ".pt" else "npy")
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -127,7 +127,7 @@ def pack_sequences(
         kernel_seconds, compiled = warm_up(spec, jsonl=JsonlReader in readers, arrow=ArrowReader in readers)
         bad = BadLines(skip=spec.on_bad_line == "skip")
         progress = _progress(parts, show_progress, name, passes=spec.mode_object.passes)
-        with naming(meta_path.parent):
+        with naming(next(iter(files.values()))):  # a write on a full disk names no file
             rows, window_counts = _write_outputs(parts, spec, files, meta_path, bad, block_bytes, progress)
         counts = asdict(window_counts) | {"tokens_out": rows * spec.seq_len, "skipped_lines": bad.count}
         PackMeta.of_pack(spec, name=name, files=files, docs=docs_path_for(meta_path).name, rows=rows,
@@ -278,11 +278,19 @@ def pack_arrays(docs: Iterable[Sequence[int]] | tuple[np.ndarray, np.ndarray], s
 
     The parameters: a `PackSpec` or its keywords, as for `pack_sequences`.
     """
-    spec = spec or PackSpec.from_keywords(**keywords)
+    spec = _spec(spec, keywords)
     stream, offsets = spec.separators.apply(*_as_flat(docs, spec.limits))
     sink = ArraySink(spec.seq_len, spec.dtype)
     run_windower(spec.windower(sink), lambda n: [TokenBatch(stream, offsets)])
     return sink.rows()
+
+
+def _spec(spec: Optional[PackSpec], keywords: dict) -> PackSpec:
+    if spec is None:
+        return PackSpec.from_keywords(**keywords)
+    if keywords:
+        raise TypeError(f"pass a PackSpec or its keywords, not both (got {', '.join(keywords)})")
+    return spec
 
 
 def _as_flat(docs, limits: IdLimits) -> tuple[np.ndarray, np.ndarray]:

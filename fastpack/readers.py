@@ -3,7 +3,8 @@
 JSONL is read in blocks of whole lines into one reused byte buffer and parsed by the numba
 scanner (`jsonscan`), its parts in parallel; lines it refuses are re-parsed with orjson, which
 either gives the ids or the exact error, reported as `path:line: problem`. Parquet and Arrow IPC
-files (what HF `datasets` writes) are read with pyarrow, a list-of-int column at a time.
+files (what HF `datasets` writes) are read with pyarrow, a list-of-int column at a time; Megatron-LM
+`.bin` + `.idx` pairs through a memory map.
 Memory is bounded by the block size (or the longest line), never by the file size.
 
 One class per input kind (`READERS`, picked by suffix in `reader_for`); adding a kind is one class
@@ -110,7 +111,24 @@ def _describe(x) -> str:
     return {list: "a list", dict: "an object"}.get(type(x), type(x).__name__)
 
 
-class JsonlReader:
+class TokenReader:
+    """What every reader provides (the input kinds are in READERS): `handles(path)`, `shard_units(path, fields)`,
+    and an iterator of TokenBatches in stream layout over [start, end) of those units."""
+
+    kind: str
+
+    @staticmethod
+    def input_bytes(path: Path, start: int, end: int | None) -> int:
+        """Bytes of input a part stands for (progress): by default the whole file."""
+        return path.stat().st_size
+
+    @classmethod
+    def for_part(cls, part, *, block_bytes: int = 0, **common) -> "TokenReader":
+        """A reader of one part of the inputs (`block_bytes` is JSONL's)."""
+        return cls(part.path, start=part.start, end=part.end, **common)
+
+
+class JsonlReader(TokenReader):
     """Token JSONL -> batches of documents. Reads the lines whose first byte is in [start, end).
 
     Batches are views of reused buffers, valid until the next one is taken: one per parallel
@@ -118,7 +136,6 @@ class JsonlReader:
     """
 
     kind = "JSONL"
-    reuses_buffers = True
 
     @classmethod
     def handles(cls, path: Path) -> bool:
@@ -295,14 +312,13 @@ class JsonlReader:
         return TokenBatch(out_vals, offsets, nbytes=consumed, skipped=self.bad.count - skipped_before)
 
 
-class ArrowReader:
+class ArrowReader(TokenReader):
     """Parquet / Arrow IPC (file or stream) with a list-of-int column -> TokenBatch per record batch.
 
     Reads rows [start, end); the last batch of the file carries its size in `nbytes` (progress).
     """
 
     kind = "Parquet/Arrow"
-    reuses_buffers = False
     suffixes = (".parquet", ".arrow", ".feather", ".ipc")
 
     def __init__(self, path: str | os.PathLike, *, fields: Sequence[str], limits: IdLimits | None,
@@ -321,15 +337,6 @@ class ArrowReader:
     def shard_units(cls, path: Path, fields: Sequence[str]) -> int:
         """A shard is a row range."""
         return cls(path, fields=fields, limits=None, bad=None).num_rows()
-
-    @staticmethod
-    def input_bytes(path: Path, start: int, end: int | None) -> int:
-        return path.stat().st_size
-
-    @classmethod
-    def for_part(cls, part, *, block_bytes: int = 0, **common) -> "ArrowReader":
-        """`block_bytes` is JSONL's: Arrow is read a record batch at a time."""
-        return cls(part.path, start=part.start, end=part.end, **common)
 
     def num_rows(self) -> int:
         import pyarrow.parquet as pq
@@ -395,30 +402,107 @@ class ArrowReader:
         values = col.values.slice(offsets[0], offsets[-1] - offsets[0])
         offsets -= offsets[0]
         vals = values.to_numpy(zero_copy_only=False)  # float with NaN where null: those rows are rejected
-        null = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else np.zeros(len(vals), bool)
-        problems: dict[int, str] = {}  # row -> its first problem; reported in row order
-        for i in np.flatnonzero(null | (vals < 0) | (vals >= self.limits.limit)):
-            row = int(np.searchsorted(offsets, i, side="right") - 1)
-            what = "null" if null[i] else self.limits.problem(int(vals[i]))
-            problems.setdefault(row, f"{name}[{i - offsets[row]}] = {what}")
-        if col.null_count:
-            for row in np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False)):
-                problems[int(row)] = f"{name} is null"
-        keep = np.ones(len(col), bool)
-        for row in sorted(problems):
-            self.bad.report(f"{self.path}: row {first_row + row + 1}", problems[row])
-            keep[row] = False
-        lengths = np.diff(offsets)
-        if not keep.all():
-            vals, lengths = vals[np.repeat(keep, lengths)], lengths[keep]
-        out_offsets = np.zeros(lengths.size + 1, np.int64)
-        np.cumsum(lengths, out=out_offsets[1:])
-        skipped = int((~keep).sum())
-        vals, out_offsets = self.separators.spread(vals.astype(np.int32), out_offsets)
-        return TokenBatch(vals, out_offsets, nbytes=0, skipped=skipped)
+        null = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else None
+        null_rows = np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False)) if col.null_count else ()
+        return checked_batch(vals, offsets, self.limits, self.bad, self.separators, name=name,
+                             where=lambda row: f"{self.path}: row {first_row + row + 1}", null=null,
+                             null_docs=null_rows)
 
 
-READERS = (ArrowReader, JsonlReader)  # the first that handles a path reads it
+class MegatronReader(TokenReader):
+    """Megatron-LM's indexed dataset: `name.bin` (the tokens) + `name.idx` (sizes, pointers, documents).
+
+    The index layout (MMIDIDX, version 1): magic, <Q version, <B dtype code, <Q sequence count,
+    <Q document count; int32 sequence lengths, int64 byte pointers into the .bin, int64 document
+    starts (in sequences, the last one the count). A document is its run of sequences. Reads
+    documents [start, end), a memory map at a time slice; shards split documents.
+    """
+
+    kind = "Megatron .bin/.idx"
+    MAGIC = b"MMIDIDX\x00\x00"
+    DTYPES = {1: np.uint8, 2: np.int8, 3: np.int16, 4: np.int32, 5: np.int64, 8: np.uint16}  # integer codes
+    _BATCH_TOKENS = 1 << 22
+
+    def __init__(self, path: str | os.PathLike, *, fields: Sequence[str] = (), limits: IdLimits | None = None,
+                 bad: BadLines | None = None, separators: Separators = Separators(), start: int = 0,
+                 end: int | None = None) -> None:
+        self.path = Path(path)
+        self.limits, self.bad, self.separators = limits, bad, separators
+        self.start, self.end = start, end
+
+    @classmethod
+    def handles(cls, path: Path) -> bool:
+        return path.suffix.lower() == ".bin"
+
+    @classmethod
+    def shard_units(cls, path: Path, fields: Sequence[str]) -> int:
+        """A shard is a document range."""
+        return cls(path).index()[2].size - 1
+
+    def index(self) -> tuple[np.dtype, np.ndarray, np.ndarray]:
+        """(token dtype, first token of every document, then the end: int64 token offsets, document starts)."""
+        idx = self.path.with_suffix(".idx")
+        if not idx.is_file():
+            raise UserError(f"{idx}: not found (a Megatron .bin is read with the .idx beside it)")
+        raw = np.fromfile(idx, np.uint8)
+        head = raw[:34].tobytes()
+        if len(head) < 34 or head[:9] != self.MAGIC or int.from_bytes(head[9:17], "little") != 1 \
+                or head[17] not in self.DTYPES:
+            raise UserError(f"{idx}: not a Megatron index (MMIDIDX version 1 with an integer dtype)")
+        dtype = np.dtype(self.DTYPES[head[17]])
+        n_seq, n_doc = (int.from_bytes(head[a:a + 8], "little") for a in (18, 26))
+        if raw.size < 34 + 12 * n_seq + 8 * n_doc or n_doc < 1:
+            raise UserError(f"{idx}: shorter than its {n_seq:,} sequences and {n_doc:,} documents")
+        sizes = raw[34:34 + 4 * n_seq].view(np.int32)
+        pointers = raw[34 + 4 * n_seq:34 + 12 * n_seq].view(np.int64)
+        docs = raw[34 + 12 * n_seq:34 + 12 * n_seq + 8 * n_doc].view(np.int64)
+        starts = np.append(pointers // dtype.itemsize, pointers[-1] // dtype.itemsize + sizes[-1] if n_seq else 0)
+        return dtype, starts.astype(np.int64), docs
+
+    def __iter__(self) -> Iterator[TokenBatch]:
+        dtype, seq_starts, docs = self.index()
+        tokens = np.memmap(self.path, dtype, mode="r")
+        doc_tokens = seq_starts[docs]  # token offset of every document start, and the end
+        first, stop = self.start, docs.size - 1 if self.end is None else self.end
+        while first < stop:
+            last = min(stop, int(np.searchsorted(doc_tokens, doc_tokens[first] + self._BATCH_TOKENS, "right")) - 1)
+            last = max(last, first + 1)
+            a, b = doc_tokens[first], doc_tokens[last]
+            batch = checked_batch(np.asarray(tokens[a:b]), doc_tokens[first:last + 1] - a, self.limits, self.bad,
+                                  self.separators, name="tokens",
+                                  where=lambda doc, first=first: f"{self.path}: document {first + doc + 1}")
+            if last == stop:
+                batch.nbytes = self.path.stat().st_size
+            yield batch
+            first = last
+
+
+def checked_batch(vals: np.ndarray, offsets: np.ndarray, limits: IdLimits, bad: BadLines, separators: Separators, *,
+                  name: str, where, null: np.ndarray | None = None, null_docs=()) -> TokenBatch:
+    """Documents vals/offsets of any number type -> a batch in stream layout. A document holding an id out of
+    range (or a null) is reported (`where(doc)`, `name[k] = problem`) and left out."""
+    problems: dict[int, str] = {}  # document -> its first problem; reported in order
+    out_of_range = (vals < 0) | (vals >= limits.limit)
+    for i in np.flatnonzero(out_of_range if null is None else null | out_of_range):
+        doc = int(np.searchsorted(offsets, i, side="right") - 1)
+        what = "null" if null is not None and null[i] else limits.problem(int(vals[i]))
+        problems.setdefault(doc, f"{name}[{i - offsets[doc]}] = {what}")
+    for doc in null_docs:
+        problems[int(doc)] = f"{name} is null"
+    keep = np.ones(offsets.size - 1, bool)
+    for doc in sorted(problems):
+        bad.report(where(doc), problems[doc])
+        keep[doc] = False
+    lengths = np.diff(offsets)
+    if not keep.all():
+        vals, lengths = vals[np.repeat(keep, lengths)], lengths[keep]
+    out_offsets = np.zeros(lengths.size + 1, np.int64)
+    np.cumsum(lengths, out=out_offsets[1:])
+    vals, out_offsets = separators.spread(vals.astype(np.int32), out_offsets)
+    return TokenBatch(vals, out_offsets, nbytes=0, skipped=int((~keep).sum()))
+
+
+READERS = (ArrowReader, MegatronReader, JsonlReader)  # the first that handles a path reads it
 
 
 def reader_for(path: str | os.PathLike) -> type:
@@ -442,7 +526,8 @@ def read_stream(parts, *, fields: Sequence[str], limits: IdLimits, bad: BadLines
 def read_token_batches(paths: str | os.PathLike | Sequence[str | os.PathLike], *, field: str | None = None,
                        vocab_size: int | None = None, on_bad_line: str = "error",
                        block_bytes: int = BLOCK_BYTES) -> Iterator[TokenBatch]:
-    """Stream documents from token JSONL / Parquet / Arrow files, in order; each batch owns its arrays.
+    """Stream documents from token JSONL / Parquet / Arrow / Megatron .bin files, in order; each batch owns its
+    arrays (copied: the JSONL reader's are views of reused buffers).
 
     `batch.to_arrow()` views a batch as a `pyarrow.LargeListArray` without copying.
     """

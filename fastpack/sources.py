@@ -1,8 +1,9 @@
 """Input files: checking them, fingerprinting them (the cache key), and cutting them into shards.
 
-A shard is a deterministic share of the inputs taken as one byte stream (JSONL) or one row
-sequence (Parquet/Arrow): shard i of n holds the lines whose first byte falls in
-[i*T/n, (i+1)*T/n) of the T input bytes, so one big file splits as well as many small ones.
+A shard is a deterministic share of the inputs taken as one sequence of their reader's units
+(bytes of JSONL, rows of Parquet/Arrow, documents of Megatron): shard i of n holds the lines (rows,
+documents) that start in [i*T/n, (i+1)*T/n) of the T units, so one big file splits as well as
+many small ones.
 """
 from __future__ import annotations
 
@@ -74,8 +75,7 @@ def shard_parts(paths: Sequence[Path], num_shards: int, shard_index: int, fields
         return [SourcePart(p) for p in paths]
     kinds = {reader_for(p) for p in paths}
     if len(kinds) > 1:
-        raise UserError(f"sharding needs inputs of one kind, got {' and '.join(sorted(k.kind for k in kinds))}:"
-                        " all JSONL or all Parquet/Arrow")
+        raise UserError(f"sharding needs inputs of one kind, got {' and '.join(sorted(k.kind for k in kinds))}")
     (reader,) = kinds
     sizes = [reader.shard_units(p, fields) for p in paths]
     total = sum(sizes)

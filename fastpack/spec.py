@@ -2,7 +2,7 @@
 
 The CLI and the Kaggle runner build it from the config's `packing` section (`from_config`), the
 Python API from keywords (`from_keywords`), audit from a meta's `params` (`from_dict`). Defaults
-(stride = seq_len, dtype `auto`) are resolved here and nowhere else; an error names the setting
+(seq_len 1024, stride = seq_len, dtype `auto`) are resolved here and nowhere else; an error names the setting
 the way its caller spelled it (`packing.stride (--stride)` or `--stride`). With the sources'
 fingerprints, `to_dict()` is the cache key stored in the meta.
 """
@@ -52,7 +52,7 @@ class IdLimits:
 class PackSpec:
     """The parameters of a pack: window shape, mode, special ids (None: no such token), input and output types."""
 
-    seq_len: int = DEFAULT_SEQ_LEN
+    seq_len: Optional[int] = None  # None: DEFAULT_SEQ_LEN (1024)
     stride: Optional[int] = None  # None: seq_len (disjoint windows)
     mode: str = "concat"
     eos_id: Optional[int] = None  # after every non-empty document
@@ -68,6 +68,8 @@ class PackSpec:
     spelled: InitVar[Literal["flags", "config"]] = "flags"  # how errors name a setting
 
     def __post_init__(self, spelled: str) -> None:
+        if self.seq_len is None:
+            object.__setattr__(self, "seq_len", DEFAULT_SEQ_LEN)
         if self.stride is None:
             object.__setattr__(self, "stride", self.seq_len)
         if self.dtype == "auto":
@@ -88,8 +90,6 @@ class PackSpec:
                             " false, add_eos=False) to pack without separators")
         if not add_eos:
             values["eos_id"] = None
-        if values.get("seq_len") is None:
-            values.pop("seq_len", None)
         return cls(fields=(field,) if field else DEFAULT_FIELDS, spelled=spelled, **values)
 
     @classmethod

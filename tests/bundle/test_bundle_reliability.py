@@ -45,3 +45,14 @@ def test_a_full_disk_while_bundling_is_one_line_and_leaves_nothing(kit, root, tm
     proc = run("bundle", "--root", root, "--out", out, "--zip", fault="enospc:kaggle_bundle")
     assert_one_line_error(proc, "disk full writing", str(out), "MB free there")
     assert temps_under(tmp_path) == [] and not out.exists()
+
+
+def test_the_refusal_of_a_symlinked_folder_of_many_files_stays_short(kit, root, tmp_path):
+    outside = tmp_path / "outside"
+    for i in range(500):
+        kit.write(outside / f"chapter-{i:04d}-with-a-long-name-to-make-the-line-long.txt", "x")
+    (root / "notes").mkdir(exist_ok=True)
+    (root / "notes" / "linked").symlink_to(outside)
+    proc = run("bundle", "--root", root, "--out", tmp_path / "b", "--include-extra", "notes/linked/*")
+    line = assert_one_line_error(proc, "refusing 500 path(s) that reach outside the data root", "and 495 more")
+    assert len(line) < 2000
