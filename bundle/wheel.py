@@ -106,9 +106,13 @@ def build_kernel_cache(src: Path, work: Path, python: str = sys.executable) -> P
 def _kernel_key(package: Path, python: str) -> str:
     """The sources, and the Python, numba and llvmlite the kernels are compiled with."""
     probe = "import sys, numba, llvmlite; print(sys.version, numba.__version__, llvmlite.__version__)"
-    result = subprocess.run([python, "-c", probe], capture_output=True, text=True)
+    try:
+        result = subprocess.run([python, "-c", probe], capture_output=True, text=True)
+    except OSError as e:
+        raise UserError(f"--kernel-python {python}: cannot run it ({e.strerror})") from None
     if result.returncode != 0:
-        raise UserError(f"--kernel-python {python}: cannot import numba there ({result.stderr.strip()[-200:]})")
+        last = (result.stderr.strip().splitlines() or [""])[-1]
+        raise UserError(f"--kernel-python {python}: cannot import numba there ({last})")
     h = hashlib.sha256(f"{Path(python).resolve()}|{result.stdout.strip()}".encode())
     for path in sorted(package.rglob("*.py")):
         h.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
