@@ -11,7 +11,6 @@ import hashlib
 import os
 import shutil
 import time
-import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ class BundleOptions:
     include_code: bool = False
     include_deps: Optional["DepsTarget"] = None  # dependency wheels in code/wheels (implies include_code)
     kernel_cache: bool = True  # the wheel carries the default pack's compiled kernels (fastpack.kernel_cache)
+    kernel_pythons: tuple[str, ...] = ()  # also compiled by these interpreters (other Python/numba targets)
     show_progress: bool = False
 
     def __post_init__(self) -> None:
@@ -152,7 +152,7 @@ def _assemble(plan: BundlePlan, tmp: Path, options: BundleOptions, meta: Optiona
     entries = _copy_all(plan, tmp, options.show_progress)
     result.copy_seconds = time.perf_counter() - start
     if options.include_code:
-        entries += _add_code(tmp, options.include_deps, options.kernel_cache)
+        entries += _add_code(tmp, options)
     manifest = Manifest(fastpack_version=__version__, created=created_from(f.path for f in plan.files if f.path), options=options.recorded(),
                         files=entries, missing=plan.missing)
     manifest.write(tmp)
@@ -222,11 +222,12 @@ def _entry(f: PlannedFile, size: int, digest: str) -> FileEntry:
                      required=f.required, origin=f.origin)
 
 
-def _add_code(tmp: Path, deps: Optional["DepsTarget"], kernel_cache: bool) -> list[FileEntry]:
+def _add_code(tmp: Path, options: BundleOptions) -> list[FileEntry]:
     """code/: the project's wheel, install.py (the one install line runs it), INSTALL.md, code/wheels/."""
     from bundle.wheel import INSTALL_NAME, INSTALLER_NAME, build_wheel, install_doc, installer_source
 
-    wheel = build_wheel(tmp / "code", kernel_cache=kernel_cache)
+    deps = options.include_deps
+    wheel = build_wheel(tmp / "code", kernel_cache=options.kernel_cache, kernel_pythons=options.kernel_pythons)
     doc = tmp / "code" / INSTALL_NAME
     doc.write_text(install_doc(wheel.name, deps), encoding="utf-8")
     installer = tmp / "code" / INSTALLER_NAME
@@ -251,7 +252,8 @@ def _swap(tmp: Path, out: Path) -> None:
         os.rename(tmp, out)
         return
     _check_replaceable(out)  # still a bundle (or empty): nothing else is ever removed
-    old = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    # Named as a temp: if a kill leaves it, the next build reclaims it (the bundle is rebuilt from its inputs).
+    old = temp_path_for(out)
     os.rename(out, old)
     try:
         os.rename(tmp, out)

@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add a wheel of fastpack and code/install.py in code/, for the offline install line on Kaggle")
     p.add_argument("--no-kernel-cache", dest="kernel_cache", action="store_false",
                    help="leave the precompiled kernels out of the wheel (then the first pack on Kaggle compiles, ~10 s)")
+    p.add_argument("--kernel-python", action="append", default=[], metavar="PYTHON",
+                   help="also precompile the kernels with this interpreter (with numpy and numba: the Python and "
+                        "numba of the target, e.g. Kaggle's), repeatable; the running one always does")
     p.add_argument("--include-deps", nargs="*", metavar="NAME",
                    help="also wheels of these runtime dependencies in code/wheels/, for the target below (implies "
                         "--include-code; default names: numba llvmlite orjson, which Kaggle's image may lack)")
@@ -78,7 +81,7 @@ def _build(args: argparse.Namespace) -> int:
         include_preprocessed=args.include_preprocessed, include_extra=tuple(args.include_extra), zip=args.zip,
         allow_missing=args.allow_missing, dry_run=args.dry_run, kaggle_id=args.kaggle_id, title=args.title,
         license=args.license, include_code=args.include_code, show_progress=args.show_progress,
-        kernel_cache=args.kernel_cache,
+        kernel_cache=args.kernel_cache, kernel_pythons=tuple(args.kernel_python),
         include_deps=parse_target(args.include_deps, args.python_version, args.platform, args.deps_find_links))
     result = build_bundle(options)
     if options.dry_run:

@@ -112,6 +112,11 @@ def missing(names: list[str]) -> list[str]:
     return out
 
 
+def _normalize(name: str) -> str:
+    """A distribution name as wheel file names and pip compare it (PEP 503)."""
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
 def pip(*args: str) -> None:
     cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--disable-pip-version-check", *args]
     result = subprocess.run(cmd, capture_output=True, text=True)
@@ -127,9 +132,11 @@ def install(bundle: Path) -> list[str]:
     done = [f"installed {wheel.name} from {bundle}"]
     needed = missing(requirements(wheel))
     deps = bundle / DEPS_DIR
-    if needed and deps.is_dir():
-        pip("--find-links", str(deps), "-q", *needed)
-        done.append(f"installed {', '.join(needed)} (and what they need) from {deps}")
+    bundled = {_normalize(w.name.split("-")[0]) for w in deps.glob("*.whl")} if deps.is_dir() else set()
+    here = [name for name in needed if _normalize(name) in bundled]
+    if here:  # only what the bundle has: one absent name would make pip refuse them all
+        pip("--find-links", str(deps), "-q", *here)
+        done.append(f"installed {', '.join(here)} (and what they need) from {deps}")
     still = missing(needed)
     if still:
         target = _deps_target(bundle)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 from fastpack.errors import UserError
 
@@ -45,8 +46,10 @@ def check_build_tools() -> None:
                         f"{sys.executable}: `{sys.executable} -m pip install setuptools`")
 
 
-def build_wheel(dest: Path, project: Path | None = None, *, kernel_cache: bool = True) -> Path:
-    """Build the project's wheel into `dest` (with the precompiled kernels unless `kernel_cache` is false)."""
+def build_wheel(dest: Path, project: Path | None = None, *, kernel_cache: bool = True,
+                kernel_pythons: Sequence[str] = ()) -> Path:
+    """Build the project's wheel into `dest`, with the kernels precompiled by the running Python and by each
+    of `kernel_pythons` (other interpreters, for other targets) unless `kernel_cache` is false."""
     project = project or project_root()
     check_build_tools()
     dest.mkdir(parents=True, exist_ok=True)
@@ -54,7 +57,9 @@ def build_wheel(dest: Path, project: Path | None = None, *, kernel_cache: bool =
         src, out = Path(tmp) / "src", Path(tmp) / "out"
         _copy_sources(project, src)
         if kernel_cache:
-            build_kernel_cache(src, Path(tmp) / "numba")
+            for i, python in enumerate(dict.fromkeys([sys.executable, *kernel_pythons])):
+                made = build_kernel_cache(src, Path(tmp) / f"numba-{i}", python)
+                shutil.copytree(made, src / "fastpack" / "kernel_cache", dirs_exist_ok=True)
         env = {**os.environ, "PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
         env.setdefault("SOURCE_DATE_EPOCH", ZIP_EPOCH)
         cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
@@ -69,41 +74,46 @@ def build_wheel(dest: Path, project: Path | None = None, *, kernel_cache: bool =
     return final
 
 
-def build_kernel_cache(src: Path, numba_dir: Path) -> None:
-    """Compile the default pack's kernels for the generic CPU into src/fastpack/kernel_cache (see
-    fastpack.kernel_cache), from the copied sources themselves, with the running Python and numba.
-    The result is kept in the temp folder under a hash of those sources and versions, so the next
-    build of the same sources copies it instead of compiling again."""
-    dest = src / "fastpack" / "kernel_cache"
-    kept = Path(tempfile.gettempdir()) / "fastpack-kernel-cache" / _kernel_key(src / "fastpack")
+def build_kernel_cache(src: Path, work: Path, python: str = sys.executable) -> Path:
+    """Compile the default pack's kernels for the generic CPU with `python` (its numba), from the copied
+    sources themselves (see fastpack.kernel_cache); return the folder holding the files. It is kept in
+    the temp folder under a hash of the sources and versions: the next build of them copies it."""
+    kept = Path(tempfile.gettempdir()) / "fastpack-kernel-cache" / _kernel_key(src / "fastpack", python)
     if kept.is_dir():
-        shutil.copytree(kept, dest)
-        return
-    env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(numba_dir), "PYTHONPATH": str(src)}
+        return kept
+    env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(work / "cache"), "PYTHONPATH": str(src)}
     env.pop("NUMBA_CPU_FEATURES", None)
     env.pop("NUMBA_DISABLE_JIT", None)
-    cmd = [sys.executable, "-m", "fastpack.kernel_cache", str(dest)]
-    result = subprocess.run(cmd, cwd=src, env=env, capture_output=True, text=True)
+    made = work / "made"
+    result = subprocess.run([python, "-m", "fastpack.kernel_cache", str(made)], cwd=src, env=env, capture_output=True,
+                            text=True)
     if result.returncode != 0:
         tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
-        raise UserError(f"compiling the kernels for the wheel failed (exit {result.returncode}): {tail}; "
-                        "pass --no-kernel-cache to bundle without them")
+        raise UserError(f"compiling the kernels for the wheel with {python} failed (exit {result.returncode}): "
+                        f"{tail}; it needs numpy and numba; or pass --no-kernel-cache to bundle without them")
     staging = None
     try:  # kept only to save the next build's time: any failure just skips it
         kept.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=kept.parent))
-        shutil.copytree(dest, staging, dirs_exist_ok=True)
+        shutil.copytree(made, staging, dirs_exist_ok=True)
         os.replace(staging, kept)
     except OSError:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+    return made
 
 
-def _kernel_key(package: Path) -> str:
-    """The sources, the Python and the numba the kernels are compiled from."""
-    from importlib.metadata import version
-
-    h = hashlib.sha256(f"{sys.version}|{version('numba')}|{version('llvmlite')}".encode())
+def _kernel_key(package: Path, python: str) -> str:
+    """The sources, and the Python, numba and llvmlite the kernels are compiled with."""
+    probe = "import sys, numba, llvmlite; print(sys.version, numba.__version__, llvmlite.__version__)"
+    try:
+        result = subprocess.run([python, "-c", probe], capture_output=True, text=True)
+    except OSError as e:
+        raise UserError(f"--kernel-python {python}: cannot run it ({e.strerror})") from None
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or [""])[-1]
+        raise UserError(f"--kernel-python {python}: cannot import numba there ({last})")
+    h = hashlib.sha256(f"{Path(python).resolve()}|{result.stdout.strip()}".encode())
     for path in sorted(package.rglob("*.py")):
         h.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:24]

@@ -127,7 +127,7 @@ def pack_sequences(
         kernel_seconds, compiled = warm_up(spec, jsonl=JsonlReader in readers, spread=bool(readers - {JsonlReader}))
         bad = BadLines(skip=spec.on_bad_line == "skip")
         progress = _progress(parts, show_progress, name, passes=spec.mode_object.passes)
-        with naming(meta_path.parent):
+        with naming(next(iter(files.values()))):  # a write on a full disk names no file
             rows, window_counts = _write_outputs(parts, spec, files, meta_path, bad, block_bytes, progress)
         counts = asdict(window_counts) | {"tokens_out": rows * spec.seq_len, "skipped_lines": bad.count}
         PackMeta.of_pack(spec, name=name, files=files, docs=docs_path_for(meta_path).name, rows=rows,

@@ -114,7 +114,10 @@ class NpyWriter(_RowSink):
 
     def abort(self) -> None:
         self._unmap()
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:  # flushing a file being thrown away (a full disk): the temp is deleted next
+            pass
 
     def _unmap(self) -> None:
         """A view can outlive `del` in a reference cycle (seen after numba's first compile); collect it,

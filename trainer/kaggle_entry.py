@@ -199,8 +199,10 @@ def find_resume(choice: str, output_dir: Path, input_root: Path, dataset_root: P
 def main(argv: Optional[Sequence[str]] = None) -> int:
     missing = missing_dependencies()
     if missing:
-        print(f"error: missing Python packages: {', '.join(missing)}; install them (on an offline notebook: "
-              "bundle their wheels with `python -m bundle --include-extra`)", file=sys.stderr)
+        version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        print(f"error: missing Python packages: {', '.join(missing)}; install them (on an offline notebook: bundle "
+              f"their wheels with `python -m bundle --include-deps {' '.join(missing)} --python-version {version}` "
+              "and run the install line of code/INSTALL.md)", file=sys.stderr)
         return 2
     from fastpack.errors import run_main
 

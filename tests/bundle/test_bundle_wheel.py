@@ -111,3 +111,12 @@ def test_include_deps_downloads_for_the_named_target_and_records_it(root, tmp_pa
     assert ("--include-deps: pip download for Python 3.11 on manylinux2014_x86_64, manylinux_2_28_x86_64 failed"
             in again.stderr and "deptwo" in again.stderr)
     assert sorted(p.name for p in (out / "code/wheels").iterdir()) == wheels  # the previous bundle stays
+
+
+def test_kernel_python_that_cannot_compile_is_one_line(root, tmp_path):
+    cli = [sys.executable, "-m", "bundle", "--root", str(root), "--out", str(tmp_path / "b"), "--include-code"]
+    python = tmp_path / "no-python"
+    done = subprocess.run(cli + ["--kernel-python", str(python)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"--kernel-python {python}: cannot run it" in done.stderr
+    assert not (tmp_path / "b").exists()

@@ -53,3 +53,10 @@ def test_odd_arguments_are_one_line(tmp_path):
     assert_one_line_error(run("fastpack.corpus", "clean", "--root", tmp_path, "--workers", "-3"), "--workers", "-3")
     (tmp_path / "cfgdir").mkdir()
     assert_one_line_error(run("fastpack.corpus", "split", "--config", tmp_path / "cfgdir"), "a folder, expected a JSON file")
+
+
+def test_a_full_disk_in_a_corpus_stage_is_one_line(prepared, tmp_path):
+    root = _copy(prepared, tmp_path)
+    proc = run("fastpack.corpus", "tokenize", "--root", root, "--workers", "1", "--force", fault="enospc:*_tokens.jsonl")
+    assert_one_line_error(proc, "disk full writing", str(root / "dataset" / "tokenized" / "train_tokens.jsonl"))
+    assert temps_under(root) == []

@@ -136,3 +136,14 @@ def test_bestfit_windows_train_with_document_attention_and_pass_the_audit(kaggle
     assert "bestfit" in json.loads((work / "packed" / "train.meta.json").read_text())["mode"]
     audit = run("fastpack", "audit", work / "packed" / "train.npy")
     assert audit.returncode == 0 and "audit passed" in audit.stdout, audit.stdout + audit.stderr
+
+
+def test_a_missing_dependency_names_the_bundle_command_for_this_python(monkeypatch, capsys):
+    from trainer import kaggle_entry
+
+    monkeypatch.setattr(kaggle_entry, "DEPENDENCIES", ("numpy", "no_such_package_here"))
+    assert kaggle_entry.main(["--skip-train"]) == 2
+    err = capsys.readouterr().err
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert err.startswith("error: missing Python packages: no_such_package_here;")
+    assert f"python -m bundle --include-deps no_such_package_here --python-version {version}" in err

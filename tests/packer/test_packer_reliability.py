@@ -1,9 +1,11 @@
 """`python -m fastpack` killed, run twice at once, on a full disk, re-packed over an old split."""
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from fault_helpers import assert_one_line_error, kill9, run, start_paused, temps_under  # noqa: E402
@@ -110,3 +112,32 @@ def test_audit_of_a_split_copied_under_a_new_name(tmp_path):
     assert proc.returncode == 0, proc.stderr
     (copy / "renamed.npy").unlink()
     assert_one_line_error(run("fastpack", "audit", copy / "renamed.npy", "--input", src), "renamed.npy", "train.npy")
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A real 64 KB tmpfs and a read-only one (needs root and mount rights; skipped elsewhere)."""
+    full, ro = tmp_path / "full", tmp_path / "ro"
+    full.mkdir(), ro.mkdir()
+    mounted = []
+    for where, options in ((full, "size=64k"), (ro, "size=64k,ro")):
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True).returncode:
+            break
+        mounted.append(where)
+    try:
+        if len(mounted) < 2:
+            pytest.skip("cannot mount a tmpfs here (not root, or no mount rights)")
+        yield full, ro
+    finally:
+        for where in mounted:
+            subprocess.run(["umount", str(where)], capture_output=True)
+
+
+def test_a_real_full_disk_and_a_real_read_only_folder(tmp_path, small_tmpfs):
+    full, ro = small_tmpfs
+    src = _inputs(tmp_path, [list(range(1, 30))] * 3000)  # ~350 KB of windows: more than the 64 KB disk
+    proc = run("fastpack", *pack_args(src, full, 16))
+    assert_one_line_error(proc, f"disk full writing {full / 'train.npy'}", "MB free there")
+    assert list(full.iterdir()) == []  # every temp removed, even though closing them failed too
+    proc = run("fastpack", *pack_args(src, ro, 16))
+    assert_one_line_error(proc, str(ro), "Read-only file system")

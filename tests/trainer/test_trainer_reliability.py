@@ -147,3 +147,14 @@ def test_generate_from_nan_weights_or_a_corrupt_file_is_one_line(lm_root, tmp_pa
     _corrupt_in_place(out / "checkpoints" / "last.pt")
     proc = run_module("trainer.generate", "--checkpoint", out / "checkpoints" / "last.pt", "--prompt", "the")
     assert_one_line_error(proc, "last.pt: not a usable checkpoint: checksum mismatch")
+
+
+def test_generate_with_a_corrupt_tokenizer_model_is_one_line(lm_root, tmp_path):
+    out = tmp_path / "out"
+    assert train(lm_root, out, "--max-steps", 1).returncode == 0
+    bad = tmp_path / "tok" / "sp_model.model"
+    bad.parent.mkdir()
+    bad.write_bytes(os.urandom(2000))
+    proc = run_module("trainer.generate", "--checkpoint", out / "checkpoints" / "last.pt", "--prompt", "the",
+                      "--tokenizer", bad.parent)
+    assert_one_line_error(proc, str(bad), "not a readable SentencePiece model")
