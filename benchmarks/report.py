@@ -161,15 +161,17 @@ class Report:
             return []
         out = ["", "training (same packed windows, same process; median over interleaved rounds):",
                f"  {'shape':<10} {'group':<32} {'variant':<24} {'params':>7} {'step ms':>9} {'tok/s':>9} "
-               f"{'MFU':>6} {'peak GB':>7} {'prec':>5}"]
+               f"{'cpu ms':>8} {'MFU':>6} {'peak GB':>7} {'prec':>5}"]
         for r in rows:
             mfu = "-" if r.get("mfu") is None else f"{100 * r['mfu']:.1f}%"
             mem = "-" if r.get("peak_mem_gb") is None else f"{r['peak_mem_gb']:.2f}"
             out.append(f"  {r['shape']:<10} {r['group']:<32} {r['variant']:<24} {r['params_m']:>6.2f}M "
-                       f"{r['step_ms']:>9.1f} {r['tokens_per_s']:>9.0f} {mfu:>6} {mem:>7} {r['precision']:>5}")
+                       f"{r['step_ms']:>9.1f} {r['tokens_per_s']:>9.0f} {r.get('cpu_ms', 0):>8.1f} {mfu:>6} {mem:>7} "
+                       f"{r['precision']:>5}")
         for r in self.sections.get("train_ratios", []):
             params = f" (parameters {r['params']})" if r.get("params") else ""
-            out.append(f"  {r['shape']}: {r['comparison']}: {r['ratio']:.3f}x (paired {r['paired']:.3f}x){params}")
+            out.append(f"  {r['shape']}: {r['comparison']}: {r['median']:.3f}x (paired {r['paired']:.3f}x, "
+                       f"best rounds {r['best']:.3f}x){params}")
         return out
 
 

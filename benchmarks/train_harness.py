@@ -164,38 +164,51 @@ def _build(name: str, factory: Callable[[], Variant], batches, warmup: int, devi
     return variant
 
 
+@dataclass
+class Timings:
+    """Seconds per step, one entry per round: wall clock, and this process's CPU time (CPU runs: the work
+    done, less sensitive than the wall clock to other processes on a shared machine)."""
+
+    wall: dict[str, list[float]]
+    cpu: dict[str, list[float]]
+
+
 def compare(factories: dict[str, Callable[[], Variant]], batches, *, rounds: int, steps: int, warmup: int,
-            device: torch.device) -> tuple[dict[str, Variant], dict[str, list[float]]]:
+            device: torch.device) -> tuple[dict[str, Variant], Timings]:
     """Each variant's step seconds per round (rounds interleaved, order rotated every round)."""
     variants = {name: _build(name, f, batches, warmup, device) for name, f in factories.items()}
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    timings = Timings({name: [] for name in variants}, {name: [] for name in variants})
     names = list(variants)
     for r in range(rounds):
         for name in names[r % len(names):] + names[: r % len(names)]:
             _sync(device)
-            started = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             for i in range(steps):
                 variants[name].step(batches[i % len(batches)])
             _sync(device)
-            times[name].append((time.perf_counter() - started) / steps)
-    return variants, times
+            timings.wall[name].append((time.perf_counter() - wall) / steps)
+            timings.cpu[name].append((time.process_time() - cpu) / steps)
+    return variants, timings
 
 
-def summarize(shape: TrainShape, variant: Variant, step_times: list[float], *, device_name: str,
+def summarize(shape: TrainShape, variant: Variant, timings: Timings, *, device_name: str,
               precision: str, world: int = 1) -> dict:
+    step_times = timings.wall[variant.name]
     median = statistics.median(step_times)
     tok_s = shape.tokens_per_step / median
     peak = peak_flops(device_name, precision)
     return {"shape": shape.name, "variant": variant.name, "params_m": variant.n_params / 1e6,
             "step_ms": 1000 * median, "step_ms_all": [1000 * t for t in step_times], "tokens_per_s": tok_s,
+            "cpu_ms": 1000 * statistics.median(timings.cpu[variant.name]),
+            "best_cpu_ms": 1000 * min(timings.cpu[variant.name]), "best_step_ms": 1000 * min(step_times),
             "mfu": variant.flops_per_token * tok_s / (peak * world) if peak else None,
             "peak_mem_gb": variant.peak_mem_bytes / 2**30 if variant.peak_mem_bytes is not None else None,
             "precision": precision, "device": device_name, "batch": shape.batch, "seq_len": shape.seq_len}
 
 
-def speed_ratio(times: dict[str, list[float]], fast: str, slow: str) -> tuple[float, float]:
-    """(median of slow / median of fast, median of the per-round ratios): > 1 means `fast` is faster."""
-    plain = statistics.median(times[slow]) / statistics.median(times[fast])
-    paired = statistics.median(s / f for s, f in zip(times[slow], times[fast]))
-    return plain, paired
-
+def speed_ratio(times: dict[str, list[float]], fast: str, slow: str) -> dict[str, float]:
+    """How much faster `fast` is than `slow` (> 1: faster), three ways: medians over rounds; the median of
+    the per-round ratios; the best rounds (min over rounds: the least disturbed, as timeit reports)."""
+    return {"median": statistics.median(times[slow]) / statistics.median(times[fast]),
+            "paired": statistics.median(s / f for s, f in zip(times[slow], times[fast])),
+            "best": min(times[slow]) / min(times[fast])}

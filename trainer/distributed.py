@@ -27,6 +27,7 @@ class DistInfo:
     local_rank: int = 0
     world_size: int = 1
     device: torch.device = torch.device("cpu")
+    in_group: bool = False  # joined a process group (torchrun), even of one process
 
     @property
     def is_main(self) -> bool:
@@ -34,11 +35,13 @@ class DistInfo:
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        """DDP and collectives on: several processes, or torchrun with one (its NCCL/DDP path, as a check)."""
+        return self.world_size > 1 or self.in_group
 
 
 def under_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """Launched by torchrun (it sets TORCHELASTIC_RUN_ID, even for one process), or any launcher of several ranks."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 or "TORCHELASTIC_RUN_ID" in os.environ
 
 
 def resolve_nproc(nproc: int | str | None, device: Optional[str] = None) -> int:
@@ -80,7 +83,7 @@ def init_distributed(requested_device: Optional[str] = None) -> DistInfo:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
-    return DistInfo(rank=rank, local_rank=local_rank, world_size=world, device=device)
+    return DistInfo(rank=rank, local_rank=local_rank, world_size=world, device=device, in_group=True)
 
 
 def barrier(info: DistInfo) -> None:

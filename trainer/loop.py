@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch.utils.data import DataLoader
 
+from fastpack.errors import UserError
 
 from trainer import checkpoint as ckpt
 from trainer import distributed as D
@@ -200,6 +201,7 @@ class Trainer:
         if info.enabled:
             model = self.ddp = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+            self.log(f"DDP over {info.world_size} process(es), {torch.distributed.get_backend()} backend")
         self.compiled, note = compile_decision(self.config.training.compile, info.device.type)
         if note:
             self.log(note)

@@ -4,26 +4,17 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
-import torch
 
+from trainer.mfu import mfu
 from trainer.outputs import perplexity
-
-# Peak dense tensor throughput (FLOP/s) for model-FLOPs utilisation; fp16/bf16 tensor cores.
-_PEAK_FLOPS = {"T4": 65e12, "P100": 18.7e12, "V100": 125e12, "A10": 125e12, "L4": 121e12, "A100": 312e12,
-               "H100": 989e12, "H200": 989e12}
-
 
 def throughput(trainer) -> dict[str, Any]:
     """Tokens/s of this session's training steps (evals, samples and checkpoints excluded), FLOP/s and MFU."""
-    info = trainer.dist
     tok_s = trainer.session_tokens / trainer.session_train_s if trainer.session_train_s > 0 else None
-    flops = trainer.raw_model.flops_per_token(trainer.plan.model_args.context_len) * tok_s if tok_s else None
-    peak = None
-    if info.device.type == "cuda":
-        name = torch.cuda.get_device_name(info.device)
-        peak = next((v for k, v in _PEAK_FLOPS.items() if k in name), None)
+    flops = trainer.flops_per_token * tok_s if tok_s else None
     return {"tokens_per_s": tok_s, "model_flops_per_s": flops,
-            "mfu": flops / (peak * info.world_size) if flops and peak else None}
+            "mfu": mfu(tok_s, trainer.flops_per_token, trainer.peak_flops, trainer.dist.world_size),
+            "peak_flops_per_device": trainer.peak_flops}
 
 
 def build_summary(trainer, stop_reason: str, test_loss: Optional[float]) -> dict[str, Any]:
@@ -51,7 +42,7 @@ def build_summary(trainer, stop_reason: str, test_loss: Optional[float]) -> dict
         "preset": trainer.config.model.preset,
         "tokens_per_step": trainer.tokens_per_step,
         "precision": trainer.precision.name,
-        "device": str(info.device) if info.device.type == "cpu" else torch.cuda.get_device_name(info.device),
+        "device": trainer.device_name,
         "world_size": info.world_size,
         "resumed_from": trainer.resumed_from,
         "nonfinite_steps_skipped": trainer.guard.skipped,

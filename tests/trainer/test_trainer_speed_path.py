@@ -276,3 +276,60 @@ def test_rotary_equals_the_plain_rotate_half_formula():
             expected[..., t, i] = x1 * math.cos(angle) - x2 * math.sin(angle)
             expected[..., t, i + half] = x2 * math.cos(angle) + x1 * math.sin(angle)
     assert torch.allclose(out.double(), expected, atol=1e-5)
+
+
+def test_torchrun_with_one_process_trains_through_the_process_group_and_ddp(lm_root, tmp_path):
+    # The GPU check runs `torchrun --nproc_per_node 1` to exercise NCCL; here the same path on gloo.
+    import os
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m", "trainer.train_lm",
+            "--config", str(lm_root / "config" / "training_config.json"), "--preset", "tiny", "--device", "cpu",
+            "--output-dir", str(tmp_path / "out"), "--set", "training.max_steps=3", "--set", "training.eval_interval=3"]
+    result = subprocess.run(argv, cwd=repo, env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=repo),
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "DDP over 1 process(es), gloo backend" in result.stdout
+    assert "max_steps: step 3" in result.stdout
+
+
+def test_out_of_memory_in_a_step_stops_with_one_line_naming_the_fix(lm_root, monkeypatch):
+    from trainer.config import load_config
+    from trainer.model import GPT
+    from trainer.train_lm import run_training
+
+    def out_of_memory(self, *args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(GPT, "forward", out_of_memory)
+    config = load_config(lm_root / "config" / "training_config.json", ["training.max_steps=2"])
+    with pytest.raises(UserError, match=r"out of GPU memory training micro-batches of 8 x 32 tokens .*"
+                                        r"training.auto_batch_size=true") as info:
+        run_training(config, root=lm_root, output_dir=lm_root / "oom", nproc=1, log=lambda m: None)
+    assert "\n" not in str(info.value)
+
+
+def test_a_compile_failure_at_the_first_step_falls_back_to_eager(lm_root, monkeypatch):
+    from torch._dynamo.exc import TorchDynamoException
+
+    from trainer.config import load_config
+    from trainer.train_lm import run_training
+
+    class FailsToCompile(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.inner = model
+
+        def forward(self, *args, **kwargs):
+            raise TorchDynamoException("inductor: no working C++ compiler")
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: FailsToCompile(model))
+    config = load_config(lm_root / "config" / "training_config.json", ["training.max_steps=3", "training.compile=true"])
+    logs = []
+    summary = run_training(config, root=lm_root, output_dir=lm_root / "compile", nproc=1, log=logs.append)
+    assert summary["step"] == 3 and summary["train_loss"] is not None
+    assert sum("torch.compile failed (TorchDynamoException: inductor: no working C++ compiler); training eagerly" in m
+               for m in logs) == 1
+
