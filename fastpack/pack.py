@@ -237,12 +237,12 @@ def warm_up(spec: PackSpec, *, jsonl: bool = True, spread: bool = False) -> tupl
     """Load (on a first run: compile) the kernels this pack calls, and only those: the separators, the
     JSONL scanner for JSONL inputs, the spreading of Arrow ones, the mode's windower. Returns (seconds,
     whether anything compiled), which the summary reports apart from the packing."""
+    started = time.perf_counter()  # importing numba and the kernels counts too: it is not packing
     from fastpack import kernel_cache
 
     dispatchers = _kernels()
     kernel_cache.seed(dispatchers)  # the wheel's precompiled kernels, if it has them
     misses = sum(sum(d.stats.cache_misses.values()) for d in dispatchers)
-    started = time.perf_counter()
     if jsonl:
         _warm_scanner(spec)
     if spread:  # the readers of arrays (Parquet/Arrow, Megatron) lay documents out with Separators.spread
