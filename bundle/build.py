@@ -11,7 +11,6 @@ import hashlib
 import os
 import shutil
 import time
-import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,7 +252,8 @@ def _swap(tmp: Path, out: Path) -> None:
         os.rename(tmp, out)
         return
     _check_replaceable(out)  # still a bundle (or empty): nothing else is ever removed
-    old = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    # Named as a temp: if a kill leaves it, the next build reclaims it (the bundle is rebuilt from its inputs).
+    old = temp_path_for(out)
     os.rename(out, old)
     try:
         os.rename(tmp, out)

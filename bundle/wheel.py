@@ -39,11 +39,25 @@ def project_root() -> Path:
     return root
 
 
-def check_build_tools() -> None:
+def build_tools_problem() -> str | None:
+    """Why this interpreter cannot build the wheel offline, or None."""
     missing = [name for name in ("pip", "setuptools") if importlib.util.find_spec(name) is None]
     if missing:
-        raise UserError(f"--include-code builds the wheel offline and needs {' and '.join(missing)} in "
-                        f"{sys.executable}: `{sys.executable} -m pip install setuptools`")
+        return (f"--include-code builds the wheel offline and needs {' and '.join(missing)} in "
+                f"{sys.executable}: `{sys.executable} -m pip install setuptools`")
+    from importlib.metadata import version
+
+    major_minor = tuple(int(p) for p in version("setuptools").split(".")[:2] if p.isdigit())
+    if major_minor < (70, 1) and importlib.util.find_spec("wheel") is None:  # bdist_wheel is in setuptools from 70.1
+        return (f"--include-code: setuptools {version('setuptools')} in {sys.executable} cannot build wheels "
+                f"without the `wheel` package: `{sys.executable} -m pip install -U setuptools`")
+    return None
+
+
+def check_build_tools() -> None:
+    problem = build_tools_problem()
+    if problem:
+        raise UserError(problem)
 
 
 def build_wheel(dest: Path, project: Path | None = None, *, kernel_cache: bool = True,

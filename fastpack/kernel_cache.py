@@ -73,7 +73,7 @@ def build(dest: Path) -> list[Path]:
     for mode in ("concat", "document"):
         for dtype in ("int32", "uint16"):
             warm_up(PackSpec.from_keywords(seq_len=1024, mode=mode, eos_id=0, pad_id=0, dtype=dtype), jsonl=True,
-                    arrow=True)
+                    spread=True)
     dest.mkdir(parents=True, exist_ok=True)
     made = []
     for src in sorted(Path(config.CACHE_DIR).rglob("*")):

@@ -21,7 +21,7 @@ from fastpack.boundaries import BoundariesWriter, docs_path_for
 from fastpack.errors import UserError
 from fastpack.locks import lock_path_for, output_lock
 from fastpack.meta import PackMeta, meta_path_for
-from fastpack.readers import BLOCK_BYTES, ArrowReader, BadLines, JsonlReader, TokenBatch, read_stream, reader_for
+from fastpack.readers import BLOCK_BYTES, BadLines, JsonlReader, TokenBatch, read_stream, reader_for
 from fastpack.sources import SourcePart, check_inputs, describe_sources, shard_parts
 from fastpack.spec import IdLimits, PackSpec
 from fastpack.windows import WindowCounts
@@ -124,7 +124,7 @@ def pack_sequences(
             return PackSummary(name, shown, str(meta_path), meta.shape, meta.dtype, meta.counts,
                                time.perf_counter() - started, up_to_date=True, reclaimed=reclaimed)
         readers = {reader_for(p.path) for p in parts}
-        kernel_seconds, compiled = warm_up(spec, jsonl=JsonlReader in readers, arrow=ArrowReader in readers)
+        kernel_seconds, compiled = warm_up(spec, jsonl=JsonlReader in readers, spread=bool(readers - {JsonlReader}))
         bad = BadLines(skip=spec.on_bad_line == "skip")
         progress = _progress(parts, show_progress, name, passes=spec.mode_object.passes)
         with naming(next(iter(files.values()))):  # a write on a full disk names no file
@@ -233,7 +233,7 @@ def _kernels() -> list:
     return [k for module in (jsonscan, kernels) for k in vars(module).values() if isinstance(k, CPUDispatcher)]
 
 
-def warm_up(spec: PackSpec, *, jsonl: bool = True, arrow: bool = False) -> tuple[float, bool]:
+def warm_up(spec: PackSpec, *, jsonl: bool = True, spread: bool = False) -> tuple[float, bool]:
     """Load (on a first run: compile) the kernels this pack calls, and only those: the separators, the
     JSONL scanner for JSONL inputs, the spreading of Arrow ones, the mode's windower. Returns (seconds,
     whether anything compiled), which the summary reports apart from the packing."""
@@ -245,7 +245,7 @@ def warm_up(spec: PackSpec, *, jsonl: bool = True, arrow: bool = False) -> tuple
     started = time.perf_counter()
     if jsonl:
         _warm_scanner(spec)
-    if arrow:
+    if spread:  # the readers of arrays (Parquet/Arrow, Megatron) lay documents out with Separators.spread
         spec.separators.spread(np.array([1, 2], np.int32), np.array([0, 2], np.int64))
     spec.separators.fill(np.array([1, 2, 0, 3, 0], np.int32), np.array([0, 3, 5], np.int64))
     tiny = PackSpec.from_keywords(seq_len=2, stride=1 if spec.mode_object.strides else 2, mode=spec.mode, eos_id=0,

@@ -56,3 +56,23 @@ def test_the_refusal_of_a_symlinked_folder_of_many_files_stays_short(kit, root, 
     proc = run("bundle", "--root", root, "--out", tmp_path / "b", "--include-extra", "notes/linked/*")
     line = assert_one_line_error(proc, "refusing 500 path(s) that reach outside the data root", "and 495 more")
     assert len(line) < 2000
+
+
+def test_a_build_killed_while_swapping_leaves_only_temps_the_next_build_reclaims(kit, root, tmp_path):
+    out = tmp_path / "kaggle_bundle"
+    assert run("bundle", "--root", root, "--out", out).returncode == 0
+    # A kill between the swap's two renames: the old bundle moved aside (as a temp), the new one not in yet.
+    kill9(start_paused("bundle", "--root", root, "--out", out, fault="pause:kaggle_bundle"))
+    aside = temps_under(tmp_path)[0]
+    out.rename(tmp_path / f".kaggle_bundle.tmp-{_dead_pid()}-0123abcd")
+    again = run("bundle", "--root", root, "--out", out)
+    assert again.returncode == 0 and "note: reclaimed 2 temp file(s) of killed runs" in again.stdout, again.stdout
+    assert temps_under(tmp_path) == [] and (out / "bundle_manifest.json").is_file() and not aside.exists()
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid

@@ -1,7 +1,6 @@
 """--include-code: a wheel of this project in code/, installable with `pip install --no-index`."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,11 +12,10 @@ import pytest
 from fastpack import __version__
 
 from bundle.install_script import INSTALL_LINE
+from bundle.wheel import build_tools_problem
 from bundle.verify import verify_bundle
 
-pytestmark = pytest.mark.skipif(
-    any(importlib.util.find_spec(name) is None for name in ("pip", "setuptools")),
-    reason="needs pip and setuptools to build the wheel offline")
+pytestmark = pytest.mark.skipif(build_tools_problem() is not None, reason=str(build_tools_problem()))
 
 
 def test_include_code_bundles_an_installable_wheel(kit, root, tmp_path):

@@ -5,7 +5,6 @@ The fresh virtualenv sees the dependencies already installed for this test run t
 file naming this interpreter's site-packages (what Kaggle's image is to a notebook); fastpack
 itself it gets only from the bundle's wheel.
 """
-import importlib.util
 import json
 import os
 import site
@@ -20,6 +19,7 @@ from kaggle_helpers import FAST
 from fastpack import __version__
 
 from bundle.install_script import INSTALL_LINE
+from bundle.wheel import build_tools_problem
 
 PROJECT = Path(__file__).resolve().parents[2]
 LAYOUTS = {  # where the bundle's files land under /kaggle/input
@@ -28,9 +28,7 @@ LAYOUTS = {  # where the bundle's files land under /kaggle/input
     "zip one level down": "datasets/someone/vi-novels-zip/kaggle_bundle",
 }
 
-pytestmark = pytest.mark.skipif(
-    any(importlib.util.find_spec(name) is None for name in ("pip", "setuptools")),
-    reason="needs pip and setuptools to build the wheel offline")
+pytestmark = pytest.mark.skipif(build_tools_problem() is not None, reason=str(build_tools_problem()))
 
 
 @pytest.fixture(scope="module")
