@@ -55,9 +55,9 @@ def pytest_addoption(parser):
     g.addoption("--bench-train-precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
                 help="training benchmark precision (default auto: bf16 on cc >= 8.0, fp16 + GradScaler below, fp32 on CPU)")
     g.addoption("--bench-train-steps", type=int, default=None, metavar="N",
-                help="optimizer steps timed per variant per round (default 20 on cuda, 2 on cpu)")
+                help="optimizer steps timed per variant per round (default 20 on cuda, 1 on cpu: variants alternate step by step)")
     g.addoption("--bench-train-rounds", type=int, default=None, metavar="N",
-                help="interleaved rounds of the training benchmark (default 5 on cuda, 9 on cpu)")
+                help="interleaved rounds of the training benchmark (default 5 on cuda, 25 on cpu)")
     g.addoption("--bench-train-batch", type=int, default=None, metavar="N",
                 help="micro-batch of the training benchmark (default: 16 small / 8 base on cuda, 4 / 2 on cpu)")
     g.addoption("--bench-train-compile", action="store_true", default=False,
@@ -149,8 +149,8 @@ def train_bench(pytestconfig, report) -> TrainBench:
     gpu = device.type == "cuda"
     if not gpu:
         torch.set_num_threads(1)  # one intra-op thread: CPU time is then the work done, and 2-core jitter stays low
-    steps = pytestconfig.getoption("--bench-train-steps") or (20 if gpu else 2)
-    rounds = pytestconfig.getoption("--bench-train-rounds") or (5 if gpu else 9)
+    steps = pytestconfig.getoption("--bench-train-steps") or (20 if gpu else 1)
+    rounds = pytestconfig.getoption("--bench-train-rounds") or (5 if gpu else 25)
     tb = TrainBench(device=device, precision=pytestconfig.getoption("--bench-train-precision"), steps=steps,
                     rounds=rounds, warmup=3 if gpu else 2, batch=pytestconfig.getoption("--bench-train-batch"),
                     compile=gpu or pytestconfig.getoption("--bench-train-compile"))

@@ -50,16 +50,19 @@ def shapes_for(device_type: str, batch: Optional[int] = None) -> list[TrainShape
 
 
 def packed_batches(shape: TrainShape, n_batches: int, device: torch.device, seed: int = 0) -> list[dict[str, torch.Tensor]]:
-    """Windows packed by fastpack (concat, eos after each document) with their document ids and positions."""
+    """Concat-packed windows (eos after each document, as fastpack packs them) with document ids and positions."""
     from benchmarks.datagen import document_lengths
-    from fastpack.pack import pack_arrays
 
     rng = np.random.default_rng(seed)
     tokens = n_batches * shape.tokens_per_step
     lengths = document_lengths(tokens + shape.seq_len, rng)
-    values = rng.integers(1, shape.vocab_size, size=int(lengths.sum()), dtype=np.int64)  # eos (0) only as separator
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    windows = pack_arrays((values, offsets), seq_len=shape.seq_len, eos_id=EOS)[: n_batches * shape.batch]
+    # fastpack's concat windows (doc eos doc eos ..., cut every seq_len), built with numpy here: numba's
+    # worker threads, once started in this process, kept competing with the timed steps for the two cores.
+    ends = np.cumsum(lengths + 1)
+    stream = rng.integers(1, shape.vocab_size, size=int(ends[-1]), dtype=np.int64)  # eos (0) only as separator
+    stream[ends - 1] = EOS
+    n = n_batches * shape.batch
+    windows = stream[: n * shape.seq_len].reshape(n, shape.seq_len)
     ids = torch.from_numpy(windows.astype(np.int64))
     # A document ends at its eos: the segment of position t is the number of eos strictly before it.
     ends = (ids == EOS).long()

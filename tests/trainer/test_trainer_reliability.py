@@ -158,3 +158,11 @@ def test_generate_with_a_corrupt_tokenizer_model_is_one_line(lm_root, tmp_path):
     proc = run_module("trainer.generate", "--checkpoint", out / "checkpoints" / "last.pt", "--prompt", "the",
                       "--tokenizer", bad.parent)
     assert_one_line_error(proc, str(bad), "not a readable SentencePiece model")
+
+
+def test_training_with_a_corrupt_tokenizer_model_is_one_line(lm_root, tmp_path):
+    model = lm_root / "tokenizer" / "sp_model.model"
+    model.write_bytes(os.urandom(2000))
+    proc = run_module("trainer.train_lm", "--config", lm_root / "config" / "training_config.json", "--output-dir",
+                      tmp_path / "out", "--preset", "tiny", "--nproc", "1", "--max-steps", 1, timeout=240)
+    assert_one_line_error(proc, str(model), "not a readable SentencePiece model")
