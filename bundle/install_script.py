@@ -30,7 +30,7 @@ from pathlib import Path
 INSTALL_LINE = """python "$(find /kaggle/input -maxdepth 6 -path '*/code/install.py' -print -quit)" /kaggle/input"""
 MANIFEST_NAME = "bundle_manifest.json"
 DEPS_DIR = "code/wheels"
-SEARCH_DEPTH = 4  # as bundle.manifest.find_bundle_roots
+SEARCH_DEPTH = 4  # bundle.manifest.find_bundle_roots (the runner's search) calls this module's
 
 
 class InstallError(Exception):

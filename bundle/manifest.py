@@ -35,6 +35,8 @@ from fastpack.atomic import write_json_atomic
 from fastpack.errors import UserError
 from fastpack.jsonfile import read_json
 
+from bundle.install_script import SEARCH_DEPTH
+from bundle.install_script import find_bundle_roots as search_bundle_roots
 from bundle.layout import MANIFEST_NAME, MissingFile
 
 KIND = "fastpack-bundle"
@@ -140,24 +142,12 @@ def read_manifest(root: str | os.PathLike) -> Manifest:
     return Manifest.from_dict(read_json(path, "not found"), source=str(path))
 
 
-def find_bundle_roots(search_root: str | os.PathLike, max_depth: int = 4) -> list[Path]:
+def find_bundle_roots(search_root: str | os.PathLike, max_depth: int = SEARCH_DEPTH) -> list[Path]:
     """Folders under `search_root` (itself included, `max_depth` levels down) holding a manifest.
 
     Kaggle mounts datasets at `/kaggle/input/<slug>/` or `/kaggle/input/datasets/<owner>/<slug>/`,
     and a `--dir-mode zip` upload may sit one level further down; a found bundle is not searched.
+    The search itself lives in the bundle's stdlib-only installer, so the runner and `code/install.py`
+    pick the same bundle by construction.
     """
-    search_root = Path(search_root)
-    found: list[Path] = []
-    level = [search_root] if search_root.is_dir() else []
-    for _ in range(max_depth + 1):
-        below: list[Path] = []
-        for folder in level:
-            if (folder / MANIFEST_NAME).is_file():
-                found.append(folder)
-                continue
-            try:
-                below += sorted(p for p in folder.iterdir() if p.is_dir())
-            except OSError:
-                continue  # unreadable folder: not ours to report
-        level = below
-    return sorted(found)
+    return search_bundle_roots(Path(search_root), max_depth)
