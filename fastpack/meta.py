@@ -129,7 +129,3 @@ def meta_path_for(array_path: str | Path) -> Path:
     path = Path(array_path)
     stem = path.name[: -len(path.suffix)] if path.suffix in (".npy", ".pt") else path.name
     return path.with_name(f"{stem}.meta.json")
-
-
-def read_meta(path: str | Path) -> PackMeta:
-    return PackMeta.read(path)

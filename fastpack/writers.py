@@ -19,13 +19,6 @@ _HEADER_BYTES = 128  # magic + length + dict, padded: a multiple of 64 as numpy 
 _COPY_CHUNK = 16 << 20
 
 
-def write_npy_header(f, shape: tuple[int, ...], dtype) -> int:
-    """Write the fixed-size header at the file's start; returns its length (where the data begins)."""
-    f.seek(0)
-    f.write(_npy_header(shape, dtype))
-    return _HEADER_BYTES
-
-
 def _npy_header(shape: tuple[int, ...], dtype) -> bytes:
     text = "{'descr': '%s', 'fortran_order': False, 'shape': %r, }" % (np.dtype(dtype).str, tuple(shape))
     body = text.ljust(_HEADER_BYTES - len(_MAGIC) - 2 - 1) + "\n"

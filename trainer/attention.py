@@ -19,9 +19,6 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 
-KERNELS = ("auto", "flex", "dense")
-
-
 def flex_attention_available() -> bool:
     try:
         from torch.nn.attention.flex_attention import create_block_mask, flex_attention  # noqa: F401

@@ -192,9 +192,6 @@ class Block(nn.Module):
         return x + self.drop(self.mlp(self.mlp_norm(x)))
 
 
-document_mask = dense_document_mask  # the dense form, kept under its old name
-
-
 class GPT(nn.Module):
     def __init__(self, args: ModelArgs) -> None:
         super().__init__()

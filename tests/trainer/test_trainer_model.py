@@ -5,7 +5,8 @@ import torch
 
 from trainer.config import ModelConfig
 from fastpack.errors import UserError
-from trainer.model import GPT, IGNORE_INDEX, PRESETS, document_mask, generate, resolve_model_args
+from trainer.attention import dense_document_mask
+from trainer.model import GPT, IGNORE_INDEX, PRESETS, generate, resolve_model_args
 
 
 def tiny(vocab=50, context=16, **overrides):
@@ -70,7 +71,7 @@ def test_loss_is_the_sum_over_unmasked_next_tokens():
 
 def test_document_mask_on_a_hand_built_window():
     # Two documents (3 and 2 tokens) and one padding position.
-    mask = document_mask(torch.tensor([[0, 0, 0, 1, 1, 2]]))[0, 0].int().tolist()
+    mask = dense_document_mask(torch.tensor([[0, 0, 0, 1, 1, 2]]))[0, 0].int().tolist()
     assert mask == [
         [1, 0, 0, 0, 0, 0],
         [1, 1, 0, 0, 0, 0],
