@@ -39,15 +39,16 @@ class LinearCrossEntropy(torch.autograd.Function):
         for start in range(0, h.shape[0], rows):
             h_part, y = h[start:start + rows], targets[start:start + rows]
             logits = F.linear(h_part, weight).to(acc)
-            lse = torch.logsumexp(logits, dim=-1)
-            valid = y != IGNORE_INDEX
-            y = torch.where(valid, y, 0)[:, None]
-            loss += torch.where(valid, lse - logits.gather(1, y).squeeze(1), 0.0).sum()
+            valid = (y != IGNORE_INDEX)[:, None]
+            y = torch.where(valid, y[:, None], 0)
+            picked = logits.gather(1, y)  # the target's logit, read before the logits are overwritten
+            peak = logits.amax(dim=1, keepdim=True)
+            exp = logits.sub_(peak).exp_()  # in place: one [rows, V] buffer per chunk
+            total = exp.sum(dim=1, keepdim=True)
+            loss += torch.where(valid, peak + total.log() - picked, 0.0).sum()  # logsumexp - target logit
             if want_grad:
-                # d loss / d logits = softmax - one_hot(target), zero on ignored rows; built in place of the logits.
-                grad_logits = logits.sub_(lse[:, None]).exp_()
-                grad_logits.scatter_add_(1, y, torch.full(y.shape, -1.0, dtype=acc, device=h.device))
-                grad_logits.mul_(valid[:, None])
+                # d loss / d logits = softmax - one_hot(target), zero on ignored rows.
+                grad_logits = exp.mul_(valid / total).scatter_add_(1, y, -valid.to(acc))
                 grad_h[start:start + rows] = grad_logits @ weight
                 grad_w += grad_logits.T @ h_part
         if want_grad:
