@@ -14,6 +14,8 @@ All three trace into one graph under torch.compile (no `out=` on views: Dynamo b
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
@@ -37,20 +39,8 @@ class LinearCrossEntropy(torch.autograd.Function):
         grad_h = torch.empty(h.shape, dtype=acc, device=h.device) if want_grad else None
         grad_w = torch.zeros(weight.shape, dtype=acc, device=h.device) if want_grad else None
         for start in range(0, h.shape[0], rows):
-            h_part, y = h[start:start + rows], targets[start:start + rows]
-            logits = F.linear(h_part, weight).to(acc)
-            valid = (y != IGNORE_INDEX)[:, None]
-            y = torch.where(valid, y[:, None], 0)
-            picked = logits.gather(1, y)  # the target's logit, read before the logits are overwritten
-            peak = logits.amax(dim=1, keepdim=True)
-            exp = logits.sub_(peak).exp_()  # in place: one [rows, V] buffer per chunk
-            total = exp.sum(dim=1, keepdim=True)
-            loss += torch.where(valid, peak + total.log() - picked, 0.0).sum()  # logsumexp - target logit
-            if want_grad:
-                # d loss / d logits = softmax - one_hot(target), zero on ignored rows.
-                grad_logits = exp.mul_(valid / total).scatter_add_(1, y, -valid.to(acc))
-                grad_h[start:start + rows] = grad_logits @ weight
-                grad_w += grad_logits.T @ h_part
+            part = slice(start, start + rows)
+            loss += _chunk_loss(h[part], weight, targets[part], acc, grad_h[part] if want_grad else None, grad_w)
         if want_grad:
             ctx.save_for_backward(grad_h, grad_w)
             ctx.dtypes = h.dtype, weight.dtype
@@ -61,6 +51,25 @@ class LinearCrossEntropy(torch.autograd.Function):
         grad_h, grad_w = ctx.saved_tensors
         h_dtype, w_dtype = ctx.dtypes
         return (grad_h * grad_loss).to(h_dtype), (grad_w * grad_loss).to(w_dtype), None, None, None
+
+
+def _chunk_loss(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, acc: torch.dtype,
+                grad_h: Optional[torch.Tensor], grad_w: Optional[torch.Tensor]) -> torch.Tensor:
+    """One chunk's summed loss; with grad_h (this chunk's rows) and grad_w, adds its gradients into them.
+    A function of its own so that the chunk's logits are freed before the next chunk's exist."""
+    logits = F.linear(h, weight).to(acc)
+    valid = (targets != IGNORE_INDEX)[:, None]
+    y = torch.where(valid, targets[:, None], 0)
+    picked = logits.gather(1, y)  # the target's logit, read before the logits are overwritten
+    peak = logits.amax(dim=1, keepdim=True)
+    exp = logits.sub_(peak).exp_()  # in place: one [rows, V] buffer per chunk
+    total = exp.sum(dim=1, keepdim=True)
+    if grad_h is not None:
+        # d loss / d logits = softmax - one_hot(target), zero on ignored rows.
+        grad_logits = exp.mul_(valid / total).scatter_add_(1, y, -valid.to(acc))
+        grad_h.copy_(grad_logits @ weight)
+        grad_w += grad_logits.T @ h
+    return torch.where(valid, peak + total.log() - picked, 0.0).sum()  # logsumexp - the target's logit
 
 
 def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, rows: int = 0) -> torch.Tensor:

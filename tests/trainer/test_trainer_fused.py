@@ -124,7 +124,7 @@ def rotate_half_by_hand(x: torch.Tensor, positions: torch.Tensor, theta: float) 
 @pytest.mark.parametrize("restarted", [False, True], ids=["window positions", "positions restarted per document"])
 def test_rotate_qk_equals_the_rotate_half_formula_and_its_gradient(restarted):
     B, T, H, D, theta = 2, 6, 3, 8, 10000.0
-    qk = torch.randn(B, T, 2, H, D, dtype=torch.float64, requires_grad=True)
+    qk = torch.randn(B, T, 2, H, D, dtype=torch.float64, generator=torch.Generator().manual_seed(3), requires_grad=True)
     cos, sin = (t.double() for t in rotary_tables(D, T, theta))
     if restarted:
         positions = torch.tensor([[0, 1, 2, 0, 1, 0], [0, 1, 2, 3, 4, 5]])
@@ -134,7 +134,7 @@ def test_rotate_qk_equals_the_rotate_half_formula_and_its_gradient(restarted):
         cos, sin = cos[:, None, None], sin[:, None, None]
     q, k = rotate_qk(qk, cos, sin)
     expected = rotate_half_by_hand(qk.detach(), positions, theta)
-    assert torch.allclose(torch.stack([q, k], 2), expected, atol=1e-12)
+    assert torch.allclose(torch.stack([q, k], 2), expected, rtol=0, atol=1e-6)  # the model's tables are fp32
     assert torch.autograd.gradcheck(lambda x: rotate_qk(x, cos, sin), (qk,))
 
 
