@@ -6,7 +6,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # kaggle_helpers.py
 
-from kaggle_helpers import run  # noqa: E402
+from kaggle_helpers import run, skip_without_torch  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +39,7 @@ def code_bundle_zip(data_root):
 @pytest.fixture
 def kaggle(tmp_path, bundle_zip):
     """A fresh /kaggle stand-in: input/datasets/<owner>/<slug>/ holds the unzipped bundle."""
+    skip_without_torch()
     input_root = tmp_path / "input"
     dataset = input_root / "datasets" / "someone" / "vi-novels"
     dataset.mkdir(parents=True)
