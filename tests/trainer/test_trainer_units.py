@@ -7,7 +7,7 @@ import torch
 
 from fastpack.errors import UserError
 from trainer.config import RunConfig
-from trainer.budget import Budget, format_duration, parse_duration
+from trainer.budget import FAKE_CLOCK_ENV, FAKE_EPOCH, Budget, clock_from_env, format_duration, parse_duration
 from trainer.precision import choose_precision, gpu_supported
 from trainer.schedule import CosineSchedule
 
@@ -30,6 +30,22 @@ def test_parse_duration_rejects(text):
 
 def test_format_duration():
     assert format_duration(41400) == "11h30m00s" and format_duration(61) == "1m01s"
+
+
+def test_clock_from_env_is_the_wall_clock_unless_the_test_hook_is_set(monkeypatch):
+    from trainer.distributed import RELAUNCHED_ENV
+
+    monkeypatch.delenv(FAKE_CLOCK_ENV, raising=False)
+    monkeypatch.delenv(RELAUNCHED_ENV, raising=False)
+    assert clock_from_env() is time.time
+    monkeypatch.setenv(FAKE_CLOCK_ENV, "0.5:3")
+    clock = clock_from_env()
+    assert [clock(), clock(), clock()] == [FAKE_EPOCH, FAKE_EPOCH + 0.5, FAKE_EPOCH + 1.0]
+    monkeypatch.setenv(RELAUNCHED_ENV, "1")  # a torchrun rank: starts LAUNCH seconds later
+    assert clock_from_env()() == FAKE_EPOCH + 3
+    monkeypatch.setenv(FAKE_CLOCK_ENV, "0.5:x")
+    with pytest.raises(UserError, match="FASTPACK_FAKE_CLOCK: expected TICK\\[:LAUNCH\\]"):
+        clock_from_env()
 
 
 def test_budget_stops_when_a_step_a_checkpoint_and_the_evals_owed_no_longer_fit():
