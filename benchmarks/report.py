@@ -156,12 +156,13 @@ class Report:
 
 
     def _train(self) -> list[str]:
-        rows = self.sections.get("train")
-        if not rows:
+        rows = self.sections.get("train", [])
+        if not rows and not self.sections.get("train_loss_memory"):
             return []
-        out = ["", "training (same packed windows, same process; median over interleaved rounds):",
-               f"  {'shape':<10} {'group':<32} {'variant':<24} {'params':>7} {'step ms':>9} {'tok/s':>9} "
-               f"{'cpu ms':>8} {'MFU':>6} {'peak GB':>7} {'prec':>5}"]
+        out = ["", "training (same packed windows, same process; median over interleaved rounds):"]
+        if rows:
+            out.append(f"  {'shape':<10} {'group':<32} {'variant':<24} {'params':>7} {'step ms':>9} {'tok/s':>9} "
+                       f"{'cpu ms':>8} {'MFU':>6} {'peak GB':>7} {'prec':>5}")
         for r in rows:
             mfu = "-" if r.get("mfu") is None else f"{100 * r['mfu']:.1f}%"
             mem = "-" if r.get("peak_mem_gb") is None else f"{r['peak_mem_gb']:.2f}"
@@ -172,6 +173,9 @@ class Report:
             params = f" (parameters {r['params']})" if r.get("params") else ""
             out.append(f"  {r['shape']}: {r['comparison']}: {r['median']:.3f}x (paired {r['paired']:.3f}x, "
                        f"best rounds {r['best']:.3f}x){params}")
+        for r in self.sections.get("train_loss_memory", []):
+            out.append(f"  loss memory, {r['rows']} tokens x vocab {r['vocab']} (d {r['d_model']}): {r['variant']}: "
+                       f"{r['extra_mb']:.0f} MB above its inputs, {r['seconds']:.2f} s forward + backward")
         return out
 
 

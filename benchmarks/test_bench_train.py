@@ -9,6 +9,8 @@ tokens/s >= 1.0x the reference (>= 1.3x compiled), document attention >= 0.8x pl
 """
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
@@ -108,3 +110,20 @@ def test_train_compile(train_bench, report, index):
     if device.type == "cuda":
         report.target(f"{shape.name}: ours compiled / nanoGPT-style eager tokens/s", plain,
                       f">= {GPU_COMPILED_TARGET}", plain >= GPU_COMPILED_TARGET)
+
+
+def test_train_loss_memory(report):
+    """The output layer + loss, forward and backward, in fresh processes: peak RSS above the same inputs without
+    a loss, plain F.cross_entropy over the [N, V] logits vs trainer.fused's chunked loss (the small preset's
+    head, 4 windows of 1024 tokens; the plain loss's cost grows with N, the chunked one's stays one chunk)."""
+    from benchmarks.measure import child_env, run_process
+
+    shape = ["--rows", "4096", "--vocab", "32000", "--d-model", "384"]
+    runs = {v: run_process([sys.executable, "-m", "benchmarks.loss_memory", v, *shape], env=child_env(), timeout=600).check()
+            for v in ("inputs", "plain", "chunked")}
+    base = runs["inputs"].peak_rss_mb
+    extra = {v: runs[v].peak_rss_mb - base for v in ("plain", "chunked")}
+    for v in ("plain", "chunked"):
+        report.add("train_loss_memory", variant=v, rows=4096, vocab=32000, d_model=384, extra_mb=extra[v],
+                   seconds=float(runs[v].stdout.split()[-1]))
+    assert extra["chunked"] < extra["plain"]

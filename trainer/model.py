@@ -24,8 +24,8 @@ from fastpack.errors import UserError
 
 from trainer.attention import DocumentMask, attend, dense_document_mask
 from trainer.config import ModelConfig
+from trainer.fused import IGNORE_INDEX, linear_cross_entropy, rms_norm, rotate_qk
 
-IGNORE_INDEX = -100
 
 # n_layer, n_head, d_model (head size 64 for small and base). Parameters at vocab 32000, the tied
 # embedding counted once: tiny 2.1M (0.1M without the embedding), small 30.0M, base 123.7M.
@@ -90,30 +90,15 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Normalise in fp32: under fp16 autocast the mean of squares overflows easily.
-        return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).type_as(x) * self.weight
+        return rms_norm(x.float(), self.weight, self.eps).type_as(x)
 
 
 def rotary_tables(head_dim: int, length: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of every position's angles, [length, head_dim] in the rotate-half layout (GPT-NeoX / Llama).
-
-    The sin table's first half is negated, so that rotate_half(x) * sin == roll(x, half) * signed_sin:
-    the rotation is then one roll and one fused multiply-add (see apply_rotary).
-    """
+    """cos [length, head_dim] and sin [length, head_dim / 2] of every position's angles, in the rotate-half
+    layout (GPT-NeoX / Llama): dimension i and i + head_dim / 2 turn by the same angle (see fused.rotate_qk)."""
     inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
     angles = torch.outer(torch.arange(length, dtype=torch.float64), inv_freq)
-    angles = torch.cat([angles, angles], dim=-1)
-    half = head_dim // 2
-    sin = angles.sin()
-    sin[:, :half] = -sin[:, :half]
-    return angles.cos().float(), sin.float()
-
-
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
-    """x: [..., D]; cos/signed_sin (from rotary_tables) broadcastable to it.
-
-    Equals x * cos + cat(-x2, x1) * sin, with x1, x2 the halves of x.
-    """
-    return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), signed_sin)
+    return torch.cat([angles, angles], dim=-1).cos().float(), angles.sin().float()
 
 
 class KVCache:
@@ -150,8 +135,7 @@ class Attention(nn.Module):
         # Rotary in the activations' dtype (bf16/fp16 under autocast): q, k and v reach SDPA in one dtype,
         # which its fused kernels need. q and k rotate together, in the [B, T, H, D] layout SDPA's kernels read
         # (as transposed views; a contiguous [B, H, T, D] makes the CPU kernel twice as slow).
-        qk = apply_rotary(qk, cos.to(qk.dtype), sin.to(qk.dtype))
-        q, k = (t.transpose(1, 2) for t in qk.unbind(2))
+        q, k = (t.transpose(1, 2) for t in rotate_qk(qk, cos.to(qk.dtype), sin.to(qk.dtype)))
         v = v.squeeze(2).transpose(1, 2)
         dropout = self.dropout if self.training else 0.0
         if cache is not None and cache.length > 0:
@@ -235,7 +219,8 @@ class GPT(nn.Module):
         position_ids: Optional[torch.Tensor] = None,
         cache: Optional[KVCache] = None,
     ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Logits [B, T, V] and, with labels, the summed loss over unmasked next-token targets (a float32 scalar).
+        """Logits [B, T, V] without labels; with labels, no logits (None) and the summed loss over unmasked
+        next-token targets (a float32 scalar), computed chunk by chunk so the [B, T, V] logits never exist whole.
 
         The *sum* (not the mean) is returned so the caller can divide by the token count of the
         whole step: micro-batches and ranks with different numbers of masked labels then weigh
@@ -259,14 +244,12 @@ class GPT(nn.Module):
                 x = block(x, cos, sin, attn_mask, cache)
         if cache is not None:
             cache.length += T
-        logits = F.linear(self.norm(x), self.embed.weight)  # tied output embedding
+        x = self.norm(x)
         if labels is None:
-            return logits, None
-        # Shift the labels, not the logits: slicing [B, T, V] logits would copy them. The last position
-        # has no next token (its target is ignored); autocast runs the softmax in fp32.
+            return F.linear(x, self.embed.weight), None  # tied output embedding
+        # Shift the labels, not the logits. The last position has no next token (its target is ignored).
         targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
-        loss = F.cross_entropy(logits.view(B * T, -1), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
-        return logits, loss.float()
+        return None, linear_cross_entropy(x.view(B * T, -1), self.embed.weight, targets.reshape(-1)).float()
 
 
 @torch.no_grad()

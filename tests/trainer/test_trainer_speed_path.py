@@ -45,14 +45,15 @@ def test_flex_block_mask_forward_equals_the_dense_mask_on_cpu():
         windows.append(torch.randint(4, 50, (1, 64)))
     ids, doc_ids, position_ids = torch.cat(windows), torch.cat(docs), torch.cat(positions)
     labels = ids.clone()
+    masks = {"doc_ids": doc_ids, "position_ids": position_ids}
     with torch.no_grad():
-        dense_logits, dense_loss = model(ids, labels, doc_ids=doc_ids, position_ids=position_ids)
+        dense_logits, dense_loss = model(ids, **masks)[0], model(ids, labels, **masks)[1]
         model.attention_kernel = "flex"
-        flex_logits, flex_loss = model(ids, labels, doc_ids=doc_ids, position_ids=position_ids)
+        flex_logits, flex_loss = model(ids, **masks)[0], model(ids, labels, **masks)[1]
     # Tolerance: fp32, different summation order (blockwise online softmax vs one softmax).
     assert torch.allclose(flex_logits, dense_logits, atol=1e-4, rtol=1e-4)
     assert math.isclose(flex_loss.item(), dense_loss.item(), rel_tol=1e-5)
-    plain, _ = model(ids, labels)
+    plain, _ = model(ids)
     assert not torch.allclose(plain, dense_logits, atol=1e-3)  # the masks matter on these windows
 
 
@@ -91,7 +92,8 @@ def test_loss_equals_the_plain_sliced_cross_entropy_and_its_gradients():
     ids = torch.randint(0, 50, (3, 20))
     labels = ids.clone()
     labels[1, 12:] = IGNORE_INDEX
-    logits, loss = model(ids, labels)
+    logits, _ = model(ids)
+    _, loss = model(ids, labels)
     # The reference: slice the logits (the old, copying way), upcast, sum.
     ref = F.cross_entropy(logits[:, :-1].reshape(-1, 50).float(), labels[:, 1:].reshape(-1),
                           ignore_index=IGNORE_INDEX, reduction="sum")
@@ -258,24 +260,6 @@ def test_a_short_run_logs_its_scaled_warmup_the_kernel_and_mfu_unknown_on_cpu(lm
     train = [r for r in records if "loss" in r]
     assert len(train) == 5 and all("mfu" in r and r["mfu"] is None for r in train)
     assert train[0]["lr"] == pytest.approx(3e-3)  # no warmup left: the first step at the peak
-
-
-def test_rotary_equals_the_plain_rotate_half_formula():
-    from trainer.model import apply_rotary, rotary_tables
-
-    D, T, theta = 8, 5, 10000.0
-    x = torch.randn(2, 3, T, D, dtype=torch.float64)
-    cos, signed_sin = rotary_tables(D, T, theta)
-    out = apply_rotary(x.float(), cos, signed_sin)
-    half = D // 2
-    expected = torch.empty_like(x)
-    for t in range(T):
-        for i in range(half):
-            angle = t / theta ** (2 * i / D)
-            x1, x2 = x[..., t, i], x[..., t, i + half]
-            expected[..., t, i] = x1 * math.cos(angle) - x2 * math.sin(angle)
-            expected[..., t, i + half] = x2 * math.cos(angle) + x1 * math.sin(angle)
-    assert torch.allclose(out.double(), expected, atol=1e-5)
 
 
 def test_torchrun_with_one_process_trains_through_the_process_group_and_ddp(lm_root, tmp_path):
