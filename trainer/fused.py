@@ -4,7 +4,9 @@
   in the forward (as Liger-Kernel's fused linear cross-entropy does). The [N, V] logits never exist
   whole: at 16 x 1024 tokens and a 32k vocabulary the plain loss holds about 7 GB (the logits, their
   fp32 copy, the log-softmax kept for backward and its gradient); this holds one chunk of
-  `CHUNK_BYTES` and the two gradients. Same matmuls as the plain loss, none recomputed.
+  `CHUNK_BYTES` and the two gradients. Same matmuls as the plain loss, none recomputed. Under fp16
+  the softmax gradients reach those matmuls unscaled (the plain loss's carry the loss scale / tokens):
+  probabilities below fp16's smallest subnormal (6e-8) count as zero there, as in Liger's.
 - `rms_norm`: torch 2.13 has no fused CPU kernel for RMSNorm; its composite runs about 20 elementwise
   passes forward and backward, this one 9. On other devices `F.rms_norm` (fused) is used.
 - `rotate_qk`: rotary on q and k stored side by side; two passes instead of a roll and three, and the
@@ -67,6 +69,8 @@ def _chunk_loss(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, ac
     if grad_h is not None:
         # d loss / d logits = softmax - one_hot(target), zero on ignored rows.
         grad_logits = exp.mul_(valid / total).scatter_add_(1, y, -valid.to(acc))
+        if torch.is_autocast_enabled(h.device.type):  # cast once for both matmuls, not once in each
+            grad_logits = grad_logits.to(torch.get_autocast_dtype(h.device.type))
         grad_h.copy_(grad_logits @ weight)
         grad_w += grad_logits.T @ h
     return torch.where(valid, peak + total.log() - picked, 0.0).sum()  # logsumexp - the target's logit

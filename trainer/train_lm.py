@@ -62,7 +62,9 @@ def run_training(
     reads in this process (tests pass a fake one; torchrun ranks read `budget.clock_from_env()`).
     """
     from trainer.loop import Trainer
+    from trainer.precision import require_torch
 
+    require_torch()
     root = Path(root).resolve()
     if max_steps is not None:
         config = config.replace("training", max_steps=max_steps)

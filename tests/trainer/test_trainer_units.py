@@ -8,7 +8,7 @@ import torch
 from fastpack.errors import UserError
 from trainer.config import RunConfig
 from trainer.budget import FAKE_CLOCK_ENV, FAKE_EPOCH, Budget, clock_from_env, format_duration, parse_duration
-from trainer.precision import choose_precision, gpu_supported
+from trainer.precision import choose_precision, gpu_supported, require_torch
 from trainer.schedule import CosineSchedule
 
 ARCHS = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_90a", "sm_100", "sm_120", "compute_120"]
@@ -89,6 +89,13 @@ def test_gpu_support_from_the_arch_list():
     assert gpu_supported((12, 1), ARCHS)  # PTX compute_120 can be JIT-compiled
     assert not gpu_supported((6, 0), ARCHS) and not gpu_supported((7, 0), ["sm_75"])
     assert gpu_supported((6, 0), [])  # unknown build: let it try
+
+
+def test_a_torch_older_than_the_model_needs_is_refused_with_the_fix():
+    with pytest.raises(UserError, match=r"needs torch >= 2\.4; this is torch 2\.3\.1\+cu121: pip install 'torch>=2\.4'"):
+        require_torch("2.3.1+cu121")
+    for fine in ("2.4.0", "2.11.0+cu130", "3.0.0a0", torch.__version__):
+        require_torch(fine)
 
 
 def test_cosine_schedule():
