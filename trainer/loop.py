@@ -141,7 +141,8 @@ class Trainer:
 
     def _resume(self) -> None:
         t, info = self.config.training, self.dist
-        # Rank 0 picks the checkpoint, every rank loads it.
+        # Rank 0 picks the checkpoint, every rank loads it. What the launching process hashed is not hashed again.
+        ckpt.remember_checksums(self.options.checksums)
         path = resolve_resume(self.options.resume, self.ckpt_dir, self.log) if info.is_main else None
         self.resumed_from = D.broadcast_object(str(path) if path else None, info)
         if self.resumed_from:
