@@ -42,10 +42,10 @@ class NonFiniteGuard:
         """Around `scaler.step(optimizer)`, which is called where it yields True: no update where grad_norm is
         not finite (a fused optimizer skips it on the device; another one is not called)."""
         bad = ~torch.isfinite(grad_norm)
-        counted = bad
         if scaler.is_enabled():
             # fp16: the scaler skips the step itself (its own found_inf) and halves its scale; while the scale is
             # above 1 that is its routine overflow, not divergence, and neither counts nor breaks a streak.
+            # (_get_scale_async: the scale as a device tensor; get_scale() would wait for the device.)
             counted = bad & (scaler._get_scale_async() <= 1.0)
             self.in_a_row = torch.where(counted, self.in_a_row + 1, torch.where(bad, self.in_a_row, 0))
         else:
