@@ -4,9 +4,14 @@ Kaggle kills a session at its limit with no signal a handler could catch, so the
 `should_stop()` before every step: now + (next step [+ an eval]) + a checkpoint + the final
 evaluation + a margin must still fit before the deadline. Every estimate is measured on this
 run (the slowest recent step, the last checkpoint write, the last eval) and padded by SAFETY.
+
+Test-only: `FASTPACK_FAKE_CLOCK=TICK[:LAUNCH]` in the environment makes the command line's clock
+(`clock_from_env`) a `TickClock`, for tests that run the trainer in subprocesses (torchrun ranks)
+where no clock can be passed in. Unset (always, outside tests) it costs one environment lookup.
 """
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections import deque
@@ -15,6 +20,8 @@ from typing import Callable, Optional
 from fastpack.errors import UserError
 
 SAFETY = 1.5
+FAKE_CLOCK_ENV = "FASTPACK_FAKE_CLOCK"
+FAKE_EPOCH = 1_000_000_000.0  # where a TickClock starts: far from any real time.time()
 _PART = re.compile(r"(\d+(?:\.\d+)?)([hms])")
 
 
@@ -101,3 +108,34 @@ class Budget:
         step = max(self.steps) if self.steps else 0.0
         need = step + self.checkpoint_s + self.eval_estimate(val_batches) + self.eval_estimate(test_batches, extras=False)
         return SAFETY * need + self.margin > self.remaining()
+
+
+class TickClock:
+    """Test-only time that advances `tick` seconds per reading and nothing else: the budget runs out
+    after the same steps on a loaded machine as on an idle one."""
+
+    def __init__(self, tick: float, start: float = FAKE_EPOCH) -> None:
+        self.tick, self.now = tick, start
+
+    def __call__(self) -> float:
+        now, self.now = self.now, self.now + self.tick
+        return now
+
+
+def clock_from_env() -> Callable[[], float]:
+    """`time.time`, or a TickClock when FASTPACK_FAKE_CLOCK=TICK[:LAUNCH] is set (tests only).
+
+    The ranks a relaunch started begin LAUNCH seconds after the launching process, as if torchrun had
+    taken that long: a budget counted from the launching process's start then shows as such.
+    """
+    spec = os.environ.get(FAKE_CLOCK_ENV)
+    if not spec:
+        return time.time
+    from trainer.distributed import RELAUNCHED_ENV
+
+    tick, _, launch = spec.partition(":")
+    try:
+        tick, launch = float(tick), float(launch or 0)
+    except ValueError:
+        raise UserError(f"{FAKE_CLOCK_ENV}: expected TICK[:LAUNCH] in seconds, got {spec!r}") from None
+    return TickClock(tick, FAKE_EPOCH + (launch if os.environ.get(RELAUNCHED_ENV) else 0.0))

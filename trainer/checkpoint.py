@@ -9,7 +9,10 @@ Layout of `<output_dir>/checkpoints/`:
 A `.pt` is written to a temp file and renamed; its `.json` marker (step, size, format and the
 sha256 of the bytes, computed while they were written) is written after it, so a checkpoint counts
 only with its marker, a matching size and a matching checksum. One that fails is named, skipped,
-and moved aside (`NAME.pt.unreadable`), never silently overwritten. Pruning removes the
+and moved aside (`NAME.pt.unreadable`), never silently overwritten. A file is hashed once per
+process while it stays the same (device, inode, size, mtime): the Kaggle runner picks a checkpoint
+and the trainer checks it again, and the ranks of a torchrun launch get the launcher's hashes in
+their launch file (a 1.5 GB checkpoint takes seconds to hash). Pruning removes the
 marker first. The total size of the folder (hard links counted once, temps of saves in progress or of killed
 runs included) is kept under a cap by dropping the oldest periodic checkpoints; `last` and `best`
 are never dropped.
@@ -28,7 +31,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import torch
 
@@ -40,6 +43,8 @@ VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
 _STEP_RE = re.compile(r"^step-(\d+)$")
 _SEARCH_DEPTH = 6  # /kaggle/input/notebooks/<owner>/<slug>/model_output/checkpoints is 5 deep
+_RACY_S = 2.0  # a file modified this shortly before its hash is not remembered (see `checksum`)
+_checksums: dict[tuple[int, int, int, int], str] = {}  # (st_dev, st_ino, st_size, st_mtime_ns) -> sha256
 
 
 def step_name(step: int) -> str:
@@ -208,7 +213,7 @@ def checkpoint_problem(pt: str | Path, *, verify: bool = True) -> Optional[str]:
     size = pt.stat().st_size
     if size != marker.get("size"):
         return f"{size:,} bytes, its marker says {marker.get('size'):,} (truncated or replaced)"
-    if verify and marker.get("sha256") and file_sha256(pt) != marker["sha256"]:
+    if verify and marker.get("sha256") and checksum(pt) != marker["sha256"]:
         return "checksum mismatch: its bytes changed after it was saved"
     try:
         state = torch.load(pt, map_location="cpu", weights_only=True, mmap=True)
@@ -230,6 +235,33 @@ def file_sha256(path: Path, chunk: int = 16 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             sha.update(block)
     return sha.hexdigest()
+
+
+def checksum(pt: Path) -> str:
+    """`file_sha256`, remembered for this process while the file keeps its device, inode, size and mtime.
+
+    Like git's "racy clean" rule, a file modified less than _RACY_S before the hash started is not
+    remembered: a change within the same timestamp tick would leave its mtime as it was.
+    """
+    started, st = time.time(), pt.stat()
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key in _checksums:
+        return _checksums[key]
+    digest = file_sha256(pt)
+    if st.st_mtime_ns < (started - _RACY_S) * 1e9:
+        _checksums[key] = digest
+    return digest
+
+
+def known_checksums() -> tuple[tuple, ...]:
+    """The hashes this process remembers, for a launch file: the ranks need not hash those files again."""
+    return tuple((*key, digest) for key, digest in _checksums.items())
+
+
+def remember_checksums(entries: Iterable[Sequence]) -> None:
+    """Take over `known_checksums()` of the launching process (same machine, same files)."""
+    for *key, digest in entries:
+        _checksums[tuple(int(k) for k in key)] = str(digest)
 
 
 def move_aside(pt: Path) -> Path:

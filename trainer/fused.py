@@ -39,10 +39,13 @@ class LinearCrossEntropy(torch.autograd.Function):
         acc = torch.promote_types(h.dtype, torch.float32)
         loss = torch.zeros((), dtype=acc, device=h.device)
         grad_h = torch.empty(h.shape, dtype=acc, device=h.device) if want_grad else None
-        grad_w = torch.zeros(weight.shape, dtype=acc, device=h.device) if want_grad else None
+        grad_w = None
         for start in range(0, h.shape[0], rows):
             part = slice(start, start + rows)
-            loss += _chunk_loss(h[part], weight, targets[part], acc, grad_h[part] if want_grad else None, grad_w)
+            chunk_loss, chunk_grad_w = _chunk_loss(h[part], weight, targets[part], acc, grad_h[part] if want_grad else None)
+            loss += chunk_loss
+            if chunk_grad_w is not None:  # the first chunk's is the buffer (no zeros to add to)
+                grad_w = chunk_grad_w.to(acc) if grad_w is None else grad_w.add_(chunk_grad_w)
         if want_grad:
             ctx.save_for_backward(grad_h, grad_w)
             ctx.dtypes = h.dtype, weight.dtype
@@ -56,8 +59,8 @@ class LinearCrossEntropy(torch.autograd.Function):
 
 
 def _chunk_loss(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, acc: torch.dtype,
-                grad_h: Optional[torch.Tensor], grad_w: Optional[torch.Tensor]) -> torch.Tensor:
-    """One chunk's summed loss; with grad_h (this chunk's rows) and grad_w, adds its gradients into them.
+                grad_h: Optional[torch.Tensor]) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """One chunk's summed loss and, with grad_h (this chunk's rows, written here), its weight gradient.
     A function of its own so that the chunk's logits are freed before the next chunk's exist."""
     logits = F.linear(h, weight).to(acc)
     valid = (targets != IGNORE_INDEX)[:, None]
@@ -72,8 +75,9 @@ def _chunk_loss(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, ac
         if torch.is_autocast_enabled(h.device.type):  # cast once for both matmuls, not once in each
             grad_logits = grad_logits.to(torch.get_autocast_dtype(h.device.type))
         grad_h.copy_(grad_logits @ weight)
-        grad_w += grad_logits.T @ h
-    return torch.where(valid, peak + total.log() - picked, 0.0).sum()  # logsumexp - the target's logit
+        grad_w = grad_logits.T @ h
+    loss = torch.where(valid, peak + total.log() - picked, 0.0).sum()  # logsumexp - the target's logit
+    return loss, grad_w if grad_h is not None else None
 
 
 def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, rows: int = 0) -> torch.Tensor:

@@ -1,10 +1,11 @@
 """What keeps a training run from writing garbage: non-finite steps, NaN weights, a second writer.
 
 - `NonFiniteGuard`: a step whose global gradient norm is not finite gets no optimizer update;
-  `training.max_nonfinite_steps` of them in a row stop the run with one line. The norm is the
-  same on every rank (gradients are all-reduced first), so every rank decides alike. Under fp16 a
-  non-finite norm while the loss scale is above 1 is the scaler's routine overflow (it lowers the
-  scale and skips the step itself) and is not counted.
+  `training.max_nonfinite_steps` of them in a row stop the run with one line, at the next logging
+  step or checkpoint (the counts live on the device). The norm is the same on every rank (gradients
+  are all-reduced first), so every rank decides alike. Under fp16 a non-finite norm while the loss
+  scale is above 1 is the scaler's routine overflow (it lowers the scale and skips the step itself)
+  and is not counted.
 - `require_finite_weights`: checked before every checkpoint, so NaN weights never replace a good one.
 - `training_lock` and `reclaim_training_temps`: one run per output folder; temps of killed runs removed.
 """
@@ -22,35 +23,74 @@ from fastpack.locks import lock_path_for, output_lock
 
 
 class NonFiniteGuard:
-    """Counts consecutive non-finite steps; `allows_update` says whether the optimizer may step."""
+    """Skips the update of a step whose gradient norm is not finite, and stops a run of too many in a row.
 
-    def __init__(self, limit: int, *, lr: float, ckpt_dir: Path, log: Callable[[str], None]) -> None:
+    The decision stays on the device: the fused AdamW takes a `found_inf` flag (the protocol GradScaler
+    uses) and makes no update where it is set, so a step waits for nothing. The counts are read on the
+    host only by `check`, which the loop calls where it syncs anyway (logging steps, checkpoints).
+    """
+
+    def __init__(self, limit: int, *, lr: float, ckpt_dir: Path, log: Callable[[str], None],
+                 device: torch.device = torch.device("cpu")) -> None:
         self.limit, self.lr, self.ckpt_dir, self.log = limit, lr, ckpt_dir, log
-        self.in_a_row = 0
-        self.skipped = 0  # over the whole session
+        zero = torch.zeros((), dtype=torch.int64, device=device)
+        self.in_a_row, self.longest, self.skipped_total = zero.clone(), zero.clone(), zero.clone()
+        self.checked = (0, 0, 0)  # step, skipped_total and in_a_row at the last check
 
-    def allows_update(self, grad_norm: torch.Tensor, *, step: int, scaler=None) -> bool:
-        # One host sync per step: the update has to wait for the answer anyway.
-        if bool(torch.isfinite(grad_norm)):
-            self.in_a_row = 0
-            return True
-        self.skipped += 1
-        if scaler is not None and scaler.is_enabled() and scaler.get_scale() > 1.0:
-            return False  # fp16 overflow: the scaler halves its scale (scaler.update) and tries again
-        self.in_a_row += 1
-        self.log(f"step {step}: gradient norm {float(grad_norm)}: update skipped "
-                 f"({self.in_a_row} in a row; training.max_nonfinite_steps {self.limit})")
-        if self.in_a_row >= self.limit:
-            raise UserError(f"training diverged: gradient norm not finite for {self.in_a_row} steps in a row "
-                            f"(steps {step - self.in_a_row + 1}-{step}, no update made); {self._last_good()}; "
-                            f"lower training.lr (now {self.lr:g}) or raise training.warmup_steps")
-        return False
+    @contextlib.contextmanager
+    def update_unless_nonfinite(self, optimizer: torch.optim.Optimizer, grad_norm: torch.Tensor, scaler) -> Iterator[bool]:
+        """Around `scaler.step(optimizer)`, which is called where it yields True: no update where grad_norm is
+        not finite (a fused optimizer skips it on the device; another one is not called)."""
+        bad = ~torch.isfinite(grad_norm)
+        if scaler.is_enabled():
+            # fp16: the scaler skips the step itself (its own found_inf) and halves its scale; while the scale is
+            # above 1 that is its routine overflow, not divergence, and neither counts nor breaks a streak.
+            # (_get_scale_async: the scale as a device tensor; get_scale() would wait for the device.)
+            counted = bad & (scaler._get_scale_async() <= 1.0)
+            self.in_a_row = torch.where(counted, self.in_a_row + 1, torch.where(bad, self.in_a_row, 0))
+        else:
+            self.in_a_row = torch.where(bad, self.in_a_row + 1, 0)
+        self.longest = torch.maximum(self.longest, self.in_a_row)
+        self.skipped_total += bad
+        fused = bool(optimizer.defaults.get("fused")) and not scaler.is_enabled()
+        if fused:
+            optimizer.grad_scale, optimizer.found_inf = None, bad.float()
+        try:
+            yield fused or scaler.is_enabled() or not bool(bad)  # a non-fused optimizer: decided on the host
+        finally:
+            if fused:
+                del optimizer.grad_scale, optimizer.found_inf
+
+    def check(self, step: int) -> int:
+        """At a sync point: says what was skipped since the last check, stops the run where a streak reached
+        the limit; the non-finite steps in a row now."""
+        in_a_row, longest, skipped = (int(v) for v in torch.stack([self.in_a_row, self.longest, self.skipped_total]).tolist())
+        last_step, last_skipped, _ = self.checked
+        if skipped > last_skipped:
+            span = f"step {step}" if last_step + 1 == step else f"steps {last_step + 1}-{step}"
+            self.log(f"{span}: gradient norm not finite: update skipped on {skipped - last_skipped} step(s) "
+                     f"({in_a_row} in a row now; training.max_nonfinite_steps {self.limit})")
+        if longest >= self.limit:
+            steps = (f"steps {step - in_a_row + 1}-{step}" if in_a_row >= self.limit
+                     else f"between steps {last_step + 1} and {step}")
+            raise UserError(f"training diverged: gradient norm not finite for {longest} steps in a row ({steps}, "
+                            f"no update made); {self._last_good()}; lower training.lr (now {self.lr:g}) or raise "
+                            f"training.warmup_steps")
+        self.longest.copy_(self.in_a_row)
+        self.checked = (step, skipped, in_a_row)
+        return in_a_row
+
+    @property
+    def skipped(self) -> int:
+        """Updates skipped this session (fp16 overflows included)."""
+        return int(self.skipped_total)
 
     def blocks_save(self, step: int) -> bool:
         """In a run of non-finite steps no checkpoint is written: it would replace the last good one."""
-        if self.in_a_row:
-            self.log(f"step {step}: no checkpoint: {self.in_a_row} non-finite step(s) in a row")
-        return self.in_a_row > 0
+        in_a_row = self.check(step)
+        if in_a_row:
+            self.log(f"step {step}: no checkpoint: {in_a_row} non-finite step(s) in a row")
+        return in_a_row > 0
 
     def _last_good(self) -> str:
         from trainer.checkpoint import read_marker

@@ -177,18 +177,27 @@ def pack_splits(config, bundle_root: Path, pack_dir: Path, show_progress: bool) 
 
 
 def find_resume(choice: str, output_dir: Path, input_root: Path, dataset_root: Path) -> Optional[str | Path]:
-    """`--resume auto`: the work dir's newest checkpoint, else a previous run's attached output."""
-    from trainer.checkpoint import CHECKPOINT_DIR, find_latest_checkpoint
+    """`--resume auto`: the work dir's newest valid checkpoint, else a previous run's attached output.
+
+    Says which it skipped and why; a failed one of the work dir is moved aside, as the trainer does.
+    """
+    from trainer.checkpoint import CHECKPOINT_DIR, choose_checkpoint
+
+    def newest_valid(dirs: list[Path], move_bad_in: Optional[Path] = None) -> Optional[Path]:
+        choice = choose_checkpoint(dirs, move_bad_in=move_bad_in)
+        for path, problem in choice.skipped:
+            print(f"    resume: skipped {path}: {problem}")
+        return choice.path
 
     if choice != "auto":
         return None if choice == "none" else Path(choice)
-    here = find_latest_checkpoint([output_dir / CHECKPOINT_DIR])
+    here = newest_valid([output_dir / CHECKPOINT_DIR], move_bad_in=output_dir / CHECKPOINT_DIR)
     if here is not None:
         print(f"    resuming from {here} (this work dir)")
         return here
     roots = [p for p in sorted(input_root.iterdir()) if p.resolve() != dataset_root.resolve()] \
         if input_root.is_dir() else []
-    previous = find_latest_checkpoint(roots)
+    previous = newest_valid(roots)
     if previous is not None:
         print(f"    resuming from {previous} (a previous run's output); new checkpoints go to {output_dir}")
         return previous

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -36,6 +36,7 @@ class RunOptions:
     budget_total: Optional[float] = None  # the deadline's length in seconds (sizes the safety margin)
     show_progress: bool = False
     device: Optional[str] = None
+    checksums: tuple = ()  # checkpoint hashes the launching process took (checkpoint.known_checksums)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -84,9 +85,10 @@ def relaunch(config: RunConfig, options: RunOptions, nproc: int, *, summary_name
              log: Callable[[str], None]) -> dict[str, Any]:
     """Run the training under torchrun with `nproc` processes; the summary its rank 0 wrote."""
     from trainer import distributed as D
+    from trainer.checkpoint import known_checksums
 
     preflight(config, options)
-    launch_file = write_launch_file(config, options)
+    launch_file = write_launch_file(config, replace(options, checksums=known_checksums()))
     summary_path = options.output_dir / summary_name
     try:
         log(f"launching {nproc} processes under torchrun")

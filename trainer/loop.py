@@ -118,7 +118,8 @@ class Trainer:
             self.log(note)
         self.schedule = CosineSchedule(t.lr, t.min_lr, warmup, t.max_steps)
         self.progress = Progress()
-        self.guard = NonFiniteGuard(t.max_nonfinite_steps, lr=t.lr, ckpt_dir=self.ckpt_dir, log=self.log)
+        self.guard = NonFiniteGuard(t.max_nonfinite_steps, lr=t.lr, ckpt_dir=self.ckpt_dir, log=self.log,
+                                    device=self.dist.device)
 
     def _fit_micro_batch(self) -> None:
         """training.auto_batch_size: the largest micro-batch that fits, the windows per step unchanged."""
@@ -141,7 +142,8 @@ class Trainer:
 
     def _resume(self) -> None:
         t, info = self.config.training, self.dist
-        # Rank 0 picks the checkpoint, every rank loads it.
+        # Rank 0 picks the checkpoint, every rank loads it. What the launching process hashed is not hashed again.
+        ckpt.remember_checksums(self.options.checksums)
         path = resolve_resume(self.options.resume, self.ckpt_dir, self.log) if info.is_main else None
         self.resumed_from = D.broadcast_object(str(path) if path else None, info)
         if self.resumed_from:
@@ -330,9 +332,10 @@ class Trainer:
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(),
                                                    t.grad_clip if t.grad_clip > 0 else float("inf"))
-        # A non-finite gradient norm: no update at all (too many in a row stop the run).
-        if self.guard.allows_update(grad_norm, step=self.progress.step + 1, scaler=self.scaler):
-            self.scaler.step(self.optimizer)  # skipped by the scaler when fp16 gradients overflowed
+        # A non-finite gradient norm: no update at all (too many in a row stop the run), decided on the device.
+        with self.guard.update_unless_nonfinite(self.optimizer, grad_norm, self.scaler) as update:
+            if update:
+                self.scaler.step(self.optimizer)  # skipped by the scaler when fp16 gradients overflowed
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         return loss_sum, grad_norm
@@ -353,6 +356,7 @@ class Trainer:
         p = self.progress
         # .item() waits for the device: only on logging steps.
         (total,) = D.all_reduce_sum([loss_sum.item()], self.dist)
+        self.guard.check(p.step)  # the host waited for the device above: reading the guard's counts is free
         p.last_loss = total / max(targets, 1.0)
         # Throughput of the training steps alone (evals and checkpoints in between excluded).
         last_train_s, last_step = self.last_log

@@ -1,4 +1,5 @@
-"""AdamW with weight decay on the matrices of linear layers only, fused on CUDA."""
+"""AdamW with weight decay on the matrices of linear layers only, fused (one kernel; it also takes the
+NaN guard's skip flag on the device, trainer.guard)."""
 from __future__ import annotations
 
 import torch
@@ -17,4 +18,4 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 def build_optimizer(model: torch.nn.Module, t: TrainingConfig, device: torch.device) -> torch.optim.AdamW:
     return torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.lr, betas=(t.beta1, t.beta2),
-                             fused=device.type == "cuda")
+                             fused=device.type in ("cuda", "cpu"))

@@ -40,6 +40,16 @@ class Precision:
         return torch.amp.GradScaler(self.device_type, enabled=self.uses_scaler)
 
 
+MIN_TORCH = (2, 4)  # F.rms_norm, torch.get_autocast_dtype (trainer.fused); pyproject keeps >= 2.1 so installs stay
+
+
+def require_torch(version: str = torch.__version__) -> None:
+    """An older torch fails here with the fix, not with an AttributeError at the first forward."""
+    if tuple(int(x) for x in re.findall(r"\d+", version)[:2]) < MIN_TORCH:
+        need = ".".join(map(str, MIN_TORCH))
+        raise UserError(f"the trainer needs torch >= {need}; this is torch {version}: pip install 'torch>={need}'")
+
+
 def gpu_supported(capability: tuple[int, int], arch_list: Sequence[str]) -> bool:
     """Whether the build has SASS for this capability (same major, minor <=) or PTX it can JIT (<=)."""
     if not arch_list:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional, Sequence
 from fastpack.errors import run_main
 
 from trainer import distributed as D
-from trainer.budget import parse_duration
+from trainer.budget import clock_from_env, parse_duration
 from trainer.config import RunConfig, config_root, find_config, load_config
 from trainer.launch import RunOptions, read_launch_file, relaunch
 from trainer.optim import param_groups as _param_groups  # noqa: F401  (the name tests and callers import)
@@ -59,10 +59,12 @@ def run_training(
     it. `nproc` > 1 (or "auto" with several GPUs) relaunches under torchrun and returns the summary
     its rank 0 wrote. `device`: "cpu", "cuda", "cuda:1" (default: cuda when available). `log`
     receives every line rank 0 would print. `clock` (default `time.time`) is what the time budget
-    reads, one process only: tests pass a fake one.
+    reads in this process (tests pass a fake one; torchrun ranks read `budget.clock_from_env()`).
     """
     from trainer.loop import Trainer
+    from trainer.precision import require_torch
 
+    require_torch()
     root = Path(root).resolve()
     if max_steps is not None:
         config = config.replace("training", max_steps=max_steps)
@@ -113,7 +115,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from trainer.loop import Trainer
 
         config, options = read_launch_file(args.launch)
-        Trainer(config, options).run()
+        Trainer(config, options, clock=clock_from_env()).run()
         return 0  # the launching process prints the result line
     config_path = args.config or find_config(".")
     config = load_config(config_path, args.overrides)
@@ -124,7 +126,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     summary = run_training(
         config, root=root, packed_dir=args.packed_dir, output_dir=args.output_dir, resume=args.resume,
         max_steps=args.max_steps, stop_at_step=args.stop_at_step, time_budget=args.time_budget,
-        show_progress=args.show_progress, nproc=args.nproc, device=args.device,
+        show_progress=args.show_progress, nproc=args.nproc, device=args.device, clock=clock_from_env(),
     )
     if int(os.environ.get("RANK", "0")) == 0 and not os.environ.get(D.RELAUNCHED_ENV):  # the parent prints it
         print(f"{summary['stop_reason']}: step {summary['step']}, val ppl {fmt(summary['val_ppl'], 2)}, "

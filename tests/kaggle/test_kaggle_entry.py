@@ -48,7 +48,9 @@ def test_run_killed_after_an_evaluation_keeps_its_outputs_and_resumes(kaggle):
     cmd = [sys.executable, "-m", "trainer.kaggle_entry", "--input-root", str(input_root), "--work-dir", str(work),
            *map(str, FAST), "--max-steps", "40", "--set", "training.checkpoint_interval=1",
            "--set", "training.eval_interval=2", "--set", "training.sample_tokens=4"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = work.parent / "runner.log"  # what the runner printed, for the assertion messages
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
     out = work / "model_output"
     checkpoints, summary_path = out / "checkpoints", out / "summary.json"
     deadline = time.time() + 300
@@ -58,7 +60,7 @@ def test_run_killed_after_an_evaluation_keeps_its_outputs_and_resumes(kaggle):
     proc.send_signal(signal.SIGKILL)  # Kaggle's 12 h limit: no signal a handler could catch
     proc.wait()
     markers = sorted(checkpoints.glob("step-*.json"))
-    assert markers, "no checkpoint was written before the kill"
+    assert markers, f"no checkpoint was written before the kill (exit {proc.returncode}):\n{log.read_text()[-3000:]}"
     killed_at = max(json.loads(m.read_text())["step"] for m in markers)
     assert killed_at < 40
     summary = json.loads(summary_path.read_text())  # whole: written by rename

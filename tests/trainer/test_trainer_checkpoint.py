@@ -86,3 +86,36 @@ def test_remove_after_drops_an_abandoned_continuation(tmp_path):
         save(tmp_path, step, keep=5, best=step == 30)
     ckpt.remove_after(tmp_path, 10, log=lambda m: None)
     assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["best.pt", "step-00000010.pt"]
+
+
+def test_a_checkpoint_is_hashed_once_while_unchanged_and_its_hash_travels_in_the_launch_file(tmp_path, monkeypatch):
+    from trainer.launch import RunOptions, read_launch_file, write_launch_file
+    from trainer.config import RunConfig
+
+    monkeypatch.setattr(ckpt, "_checksums", {})
+    hashed = []
+    real = ckpt.file_sha256
+    monkeypatch.setattr(ckpt, "file_sha256", lambda path, *a: hashed.append(path.name) or real(path, *a))
+    pt = save(tmp_path, 5, size=10_000)
+    assert ckpt.is_valid_checkpoint(pt) and ckpt.is_valid_checkpoint(pt)
+    assert hashed == [pt.name] * 2  # just written: not remembered (a change in the same mtime tick would go unseen)
+    hour_ago = pt.stat().st_mtime - 3600
+    os.utime(pt, (hour_ago, hour_ago))
+    hashed.clear()
+    assert ckpt.is_valid_checkpoint(pt) and ckpt.is_valid_checkpoint(tmp_path / "last.pt")  # one file, two names
+    assert hashed == [pt.name]
+    with open(pt, "r+b") as f:  # changed in place: a new mtime, hashed again, and found out
+        f.seek(pt.stat().st_size // 2)
+        f.write(os.urandom(64))
+    assert ckpt.checkpoint_problem(pt).startswith("checksum mismatch") and hashed == [pt.name] * 2
+
+    # The ranks of a torchrun launch take over what the launching process hashed.
+    os.utime(pt, (hour_ago - 60, hour_ago - 60))
+    ckpt.checkpoint_problem(pt)
+    options = RunOptions(root=tmp_path, packed_dir=tmp_path, output_dir=tmp_path / "out", resume=str(pt),
+                         checksums=ckpt.known_checksums())
+    _, received = read_launch_file(write_launch_file(RunConfig(), options))
+    monkeypatch.setattr(ckpt, "_checksums", {})  # a new process
+    ckpt.remember_checksums(received.checksums)
+    hashed.clear()
+    assert ckpt.checkpoint_problem(pt).startswith("checksum mismatch") and hashed == []

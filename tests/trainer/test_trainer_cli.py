@@ -99,25 +99,60 @@ def test_two_process_gloo_ddp_run_matches_one_process_and_samples(lm_root, tmp_p
     assert sample.stdout.startswith("the cat")
 
 
-def test_ddp_ranks_stop_together_on_the_time_budget(lm_root, tmp_path):
+def run_until(command, env, timeout, logs):
+    """Run `command`; past `timeout`, stop it and fail: ranks that disagree hang in a collective, and a hang
+    must read as a failure. SIGTERM to its process group reaches torchrun, which stops the ranks (they run
+    in sessions of their own); the output goes to files, which a stray rank cannot hold open."""
+    import signal
     import time
 
-    budget = 20  # the children start (torchrun, two interpreters) inside it
-    start = time.time()
-    result = train_cli(lm_root, "--output-dir", tmp_path / "out", "--nproc", "2", "--time-budget", f"{budget}s",
-                       "--set", "training.max_steps=1000000", "--set", "training.eval_interval=50",
-                       "--set", "training.log_interval=100", "--set", "training.batch_size=4", timeout=120)
-    elapsed = time.time() - start
+    out, err = logs / "stdout.txt", logs / "stderr.txt"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=stdout, stderr=stderr, start_new_session=True)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+            for _ in range(600):  # torchrun stops its ranks, then exits with the rest of the group
+                try:
+                    os.killpg(proc.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError(f"no exit within {timeout}s (ranks hung?):\n{err.read_text()[-3000:]}") from None
+    return subprocess.CompletedProcess(command, proc.returncode, out.read_text(), err.read_text())
+
+
+def test_ddp_ranks_stop_together_on_the_time_budget(lm_root, tmp_path):
+    from trainer.budget import FAKE_CLOCK_ENV, FAKE_EPOCH
+
+    # Every process reads a clock that advances 0.1 s per reading, the ranks' starting 5 s after the
+    # launching process's (torchrun's start-up): the budget runs out at the same step however busy the machine.
+    budget, launch = 20, 5
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO, **{FAKE_CLOCK_ENV: f"0.1:{launch}"})
+    command = [sys.executable, "-m", "trainer.train_lm", "--config", str(lm_root / "config" / "training_config.json"),
+               "--preset", "tiny", "--output-dir", str(tmp_path / "out"), "--nproc", "2", "--time-budget", f"{budget}s",
+               "--set", "training.max_steps=1000000", "--set", "training.eval_interval=10",
+               "--set", "training.log_interval=100", "--set", "training.batch_size=4"]
+    result = run_until(command, env, 300, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["stop_reason"] == "time_budget" and summary["world_size"] == 2 and summary["step"] >= 1
     assert summary["checkpoints"]["last"] and is_valid_checkpoint(summary["checkpoints"]["last"])
     import torch
 
-    assert torch.load(summary["checkpoints"]["last"], weights_only=True)["step"] == summary["step"]
-    # The budget counts from run_training's start in the launching process (after its imports).
-    assert summary["finished_at"] < summary["deadline"] and elapsed < budget + 10
+    last = torch.load(summary["checkpoints"]["last"], weights_only=True)
+    assert last["step"] == summary["step"] and len(last["rng"]) == 2  # both ranks joined the final save
+    # The budget counts from run_training's start in the launching process, not from the ranks' own start.
+    assert summary["deadline"] == FAKE_EPOCH + budget
+    ranks_started = summary["finished_at"] - summary["session_seconds"]
+    assert FAKE_EPOCH + launch <= ranks_started < FAKE_EPOCH + launch + 1
+    assert summary["finished_at"] < summary["deadline"]
     assert result.stdout.count("time budget: stopping at step") == 1
+    assert f"time budget: stopping at step {summary['step']} " in result.stdout
 
 
 def test_trainer_imports_stay_light_and_public_names_resolve():

@@ -7,8 +7,8 @@ import torch
 
 from fastpack.errors import UserError
 from trainer.config import RunConfig
-from trainer.budget import Budget, format_duration, parse_duration
-from trainer.precision import choose_precision, gpu_supported
+from trainer.budget import FAKE_CLOCK_ENV, FAKE_EPOCH, Budget, clock_from_env, format_duration, parse_duration
+from trainer.precision import choose_precision, gpu_supported, require_torch
 from trainer.schedule import CosineSchedule
 
 ARCHS = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_90a", "sm_100", "sm_120", "compute_120"]
@@ -30,6 +30,22 @@ def test_parse_duration_rejects(text):
 
 def test_format_duration():
     assert format_duration(41400) == "11h30m00s" and format_duration(61) == "1m01s"
+
+
+def test_clock_from_env_is_the_wall_clock_unless_the_test_hook_is_set(monkeypatch):
+    from trainer.distributed import RELAUNCHED_ENV
+
+    monkeypatch.delenv(FAKE_CLOCK_ENV, raising=False)
+    monkeypatch.delenv(RELAUNCHED_ENV, raising=False)
+    assert clock_from_env() is time.time
+    monkeypatch.setenv(FAKE_CLOCK_ENV, "0.5:3")
+    clock = clock_from_env()
+    assert [clock(), clock(), clock()] == [FAKE_EPOCH, FAKE_EPOCH + 0.5, FAKE_EPOCH + 1.0]
+    monkeypatch.setenv(RELAUNCHED_ENV, "1")  # a torchrun rank: starts LAUNCH seconds later
+    assert clock_from_env()() == FAKE_EPOCH + 3
+    monkeypatch.setenv(FAKE_CLOCK_ENV, "0.5:x")
+    with pytest.raises(UserError, match="FASTPACK_FAKE_CLOCK: expected TICK\\[:LAUNCH\\]"):
+        clock_from_env()
 
 
 def test_budget_stops_when_a_step_a_checkpoint_and_the_evals_owed_no_longer_fit():
@@ -73,6 +89,13 @@ def test_gpu_support_from_the_arch_list():
     assert gpu_supported((12, 1), ARCHS)  # PTX compute_120 can be JIT-compiled
     assert not gpu_supported((6, 0), ARCHS) and not gpu_supported((7, 0), ["sm_75"])
     assert gpu_supported((6, 0), [])  # unknown build: let it try
+
+
+def test_a_torch_older_than_the_model_needs_is_refused_with_the_fix():
+    with pytest.raises(UserError, match=r"needs torch >= 2\.4; this is torch 2\.3\.1\+cu121: pip install 'torch>=2\.4'"):
+        require_torch("2.3.1+cu121")
+    for fine in ("2.4.0", "2.11.0+cu130", "3.0.0a0", torch.__version__):
+        require_torch(fine)
 
 
 def test_cosine_schedule():
