@@ -1,4 +1,4 @@
-"""Three pieces of the model with hand-written backward passes, each tested against plain PyTorch.
+"""Pieces of the model with hand-written backward passes, each tested against plain PyTorch.
 
 - `linear_cross_entropy`: the output layer and the loss, chunk by chunk, with the gradients computed
   in the forward (as Liger-Kernel's fused linear cross-entropy does). The [N, V] logits never exist
@@ -11,8 +11,10 @@
   passes forward and backward, this one 9. On other devices `F.rms_norm` (fused) is used.
 - `rotate_qk`: rotary on q and k stored side by side; two passes instead of a roll and three, and the
   backward writes both gradients into one buffer.
+- `silu_mul`: SwiGLU's silu(gate) * up keeping two [tokens, d_ff] activations for backward instead of
+  three (silu(gate) is recomputed: one pass), and one fresh buffer less each way.
 
-All three trace into one graph under torch.compile (no `out=` on views: Dynamo breaks the graph there).
+All of them trace into one graph under torch.compile (no `out=` on views: Dynamo breaks the graph there).
 """
 from __future__ import annotations
 
@@ -111,6 +113,25 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     if x.device.type == "cpu":
         return RMSNormCPU.apply(x, weight, eps)
     return F.rms_norm(x, (x.shape[-1],), weight, eps)
+
+
+class SiluMul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(gate, up)  # not silu(gate): recomputed in backward, one activation less kept
+        return F.silu(gate).mul_(up)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        gate, up = ctx.saved_tensors
+        grad_silu = grad_out * up
+        grad_gate = torch.ops.aten.silu_backward.grad_input(grad_silu, gate, grad_input=grad_silu)  # in place
+        return grad_gate, F.silu(gate).mul_(grad_out)
+
+
+def silu_mul(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """SwiGLU's silu(gate) * up."""
+    return SiluMul.apply(gate, up)
 
 
 class RotateQK(torch.autograd.Function):

@@ -24,7 +24,7 @@ from fastpack.errors import UserError
 
 from trainer.attention import DocumentMask, attend, dense_document_mask
 from trainer.config import ModelConfig
-from trainer.fused import IGNORE_INDEX, linear_cross_entropy, rms_norm, rotate_qk
+from trainer.fused import IGNORE_INDEX, linear_cross_entropy, rms_norm, rotate_qk, silu_mul
 
 
 # n_layer, n_head, d_model (head size 64 for small and base). Parameters at vocab 32000, the tied
@@ -159,7 +159,7 @@ class SwiGLU(nn.Module):
         self.down = nn.Linear(args.d_ff, args.d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(F.silu(self.gate(x)) * self.up(x))
+        return self.down(silu_mul(self.gate(x), self.up(x)))
 
 
 class Block(nn.Module):

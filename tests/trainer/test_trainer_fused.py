@@ -1,4 +1,5 @@
-"""trainer.fused against plain PyTorch: the chunked loss, the CPU RMSNorm and the rotary, values and gradients."""
+"""trainer.fused against plain PyTorch: the chunked loss, the CPU RMSNorm, the rotary and SwiGLU's product,
+values and gradients."""
 from __future__ import annotations
 
 import math
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainer.fused import IGNORE_INDEX, chunk_rows, linear_cross_entropy, rms_norm, rotate_qk
+from trainer.fused import IGNORE_INDEX, chunk_rows, linear_cross_entropy, rms_norm, rotate_qk, silu_mul
 from trainer.model import GPT, ModelArgs, rotary_tables
 
 
@@ -148,3 +149,15 @@ def test_the_model_traces_into_one_graph_for_torch_compile():
         explained = torch._dynamo.explain(model)(ids, ids, **kwargs)
         assert explained.graph_break_count == 0, [str(b.reason)[:200] for b in explained.break_reasons]
     torch._dynamo.reset()
+
+
+@settings(max_examples=25, deadline=None)
+@given(shape=st.lists(st.integers(1, 7), min_size=1, max_size=3), seed=st.integers(0, 2**16))
+def test_silu_mul_equals_the_plain_swiglu_product_and_its_gradients(shape, seed):
+    g = torch.Generator().manual_seed(seed)
+    gate, up = (torch.randn(*shape, dtype=torch.float64, generator=g, requires_grad=True) for _ in range(2))
+    grad_out = torch.randn(*shape, dtype=torch.float64, generator=g)
+    ours, plain = silu_mul(gate, up), F.silu(gate) * up
+    assert torch.allclose(ours, plain, rtol=1e-12, atol=1e-12)
+    for a, b in zip(torch.autograd.grad(ours, (gate, up), grad_out), torch.autograd.grad(plain, (gate, up), grad_out)):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-10)
