@@ -56,12 +56,8 @@ def find_bundle_roots(search_root: Path, max_depth: int = SEARCH_DEPTH) -> list[
 
 def choose_bundle(input_root: Path | None, dataset_root: Path | None) -> Path:
     """The bundle the runner would use with the same arguments."""
-    if dataset_root is not None:
-        found = find_bundle_roots(dataset_root)
-    else:
-        search = input_root or Path(__file__).resolve().parent.parent
-        found = find_bundle_roots(search)
     here = dataset_root or input_root or Path(__file__).resolve().parent.parent
+    found = find_bundle_roots(here)
     if not found:
         raise InstallError(f"no {MANIFEST_NAME} under {here}: attach the dataset made by `python -m bundle "
                            "--include-code`, or pass --dataset-root")
