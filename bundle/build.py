@@ -158,8 +158,8 @@ def _assemble(plan: BundlePlan, tmp: Path, options: BundleOptions, meta: Optiona
     result.copy_seconds = time.perf_counter() - start
     if options.include_code:
         entries += _add_code(tmp, options)
-    manifest = Manifest(fastpack_version=__version__, created=created_from(f.path for f in plan.files if f.path), options=options.recorded(),
-                        files=entries, missing=plan.missing)
+    manifest = Manifest(fastpack_version=__version__, created=created_from(f.mtime for f in plan.files),
+                        options=options.recorded(), files=entries, missing=plan.missing)
     manifest.write(tmp)
     if meta is not None:
         write_json_atomic(tmp / KAGGLE_METADATA_NAME, meta)
