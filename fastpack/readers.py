@@ -436,22 +436,35 @@ class MegatronReader(TokenReader):
 
     @classmethod
     def shard_units(cls, path: Path, fields: Sequence[str]) -> int:
-        """A shard is a document range."""
-        return cls(path).index()[2].size - 1
+        """A shard is a document range; the count is in the index's header (the rest is not read)."""
+        idx = cls._index_path(path)
+        with open(idx, "rb") as f:
+            return cls._header(idx, f.read(34))[2] - 1
+
+    @staticmethod
+    def _index_path(path: Path) -> Path:
+        idx = path.with_suffix(".idx")
+        if not idx.is_file():
+            raise UserError(f"{idx}: not found (a Megatron .bin is read with the .idx beside it)")
+        return idx
+
+    @classmethod
+    def _header(cls, idx: Path, head: bytes) -> tuple[np.dtype, int, int]:
+        """(token dtype, sequence count, document count) from the index's first 34 bytes."""
+        if len(head) < 34 or head[:9] != cls.MAGIC or int.from_bytes(head[9:17], "little") != 1 \
+                or head[17] not in cls.DTYPES:
+            raise UserError(f"{idx}: not a Megatron index (MMIDIDX version 1 with an integer dtype)")
+        n_seq, n_doc = (int.from_bytes(head[a:a + 8], "little") for a in (18, 26))
+        if n_doc < 1:
+            raise UserError(f"{idx}: shorter than its {n_seq:,} sequences and {n_doc:,} documents")
+        return np.dtype(cls.DTYPES[head[17]]), n_seq, n_doc
 
     def index(self) -> tuple[np.dtype, np.ndarray, np.ndarray]:
         """(token dtype, first token of every document, then the end: int64 token offsets, document starts)."""
-        idx = self.path.with_suffix(".idx")
-        if not idx.is_file():
-            raise UserError(f"{idx}: not found (a Megatron .bin is read with the .idx beside it)")
+        idx = self._index_path(self.path)
         raw = np.fromfile(idx, np.uint8)
-        head = raw[:34].tobytes()
-        if len(head) < 34 or head[:9] != self.MAGIC or int.from_bytes(head[9:17], "little") != 1 \
-                or head[17] not in self.DTYPES:
-            raise UserError(f"{idx}: not a Megatron index (MMIDIDX version 1 with an integer dtype)")
-        dtype = np.dtype(self.DTYPES[head[17]])
-        n_seq, n_doc = (int.from_bytes(head[a:a + 8], "little") for a in (18, 26))
-        if raw.size < 34 + 12 * n_seq + 8 * n_doc or n_doc < 1:
+        dtype, n_seq, n_doc = self._header(idx, raw[:34].tobytes())
+        if raw.size < 34 + 12 * n_seq + 8 * n_doc:
             raise UserError(f"{idx}: shorter than its {n_seq:,} sequences and {n_doc:,} documents")
         sizes = raw[34:34 + 4 * n_seq].view(np.int32)
         pointers = raw[34 + 4 * n_seq:34 + 12 * n_seq].view(np.int64)
