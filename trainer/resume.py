@@ -100,10 +100,3 @@ def restore_rng(state: dict[str, Any], info: DistInfo, *, seed: int, step: int, 
         log(f"note: world size {len(rng)} -> {info.world_size}: dropout RNG reseeded, data order kept")
         torch.manual_seed(seed + 7919 * step + info.rank)
 
-
-def copy_previous_metrics(resume_path: Path, target: Path) -> None:
-    """Resuming from another run's folder (Kaggle: the previous session's output): carry its metrics over."""
-    source = resume_path.resolve().parent.parent / target.name
-    if source.is_file() and source.resolve() != target.resolve():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(source.read_bytes())
