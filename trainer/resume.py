@@ -67,9 +67,7 @@ def _explicit(path: Path, log: Callable[[str], None]) -> Path:
         return choice.path
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found")
-    problem = ckpt.checkpoint_problem(path) if ckpt.read_marker(path) is not None else None
-    if problem is not None:
-        raise UserError(f"{path}: not a usable checkpoint: {problem}")
+    ckpt.require_usable(path)
     return path
 
 
