@@ -273,7 +273,8 @@ class Trainer:
 
         Writes a checkpoint first when one is due by the clock. Every rank must agree on stopping and
         saving: rank 0 decides, and one small all-reduce (a sum: only rank 0 sets the flags) shares
-        the decision together with the target count. In one process it is host-side bookkeeping.
+        the decision together with the target count. It goes over the gloo control group, on host
+        numbers: the host never waits for the GPU here. In one process it is host-side bookkeeping.
         """
         t, info, p, budget = self.config.training, self.dist, self.progress, self.budget
         over_budget = info.is_main and budget.should_stop(val_batches=self.val.n_batches, test_batches=self.test.n_batches)
