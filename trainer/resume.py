@@ -40,9 +40,7 @@ def resolve_resume(resume: str | Path | None, ckpt_dir: Path, log: Callable[[str
     """
     if resume is not None and str(resume) != "auto":
         return _explicit(Path(resume), log)
-    choice = ckpt.choose_checkpoint([ckpt_dir], move_bad_in=ckpt_dir if move_bad else None)
-    for path, problem in choice.skipped:
-        log(f"resume: skipped {path}: {problem}")
+    choice = choose_checkpoint_logged([ckpt_dir], log, move_bad_in=ckpt_dir if move_bad else None)
     if resume is None:
         if choice.path is not None:
             raise UserError(
@@ -56,12 +54,19 @@ def resolve_resume(resume: str | Path | None, ckpt_dir: Path, log: Callable[[str
     return choice.path
 
 
+def choose_checkpoint_logged(dirs: list[Path], log: Callable[[str], None], *,
+                             move_bad_in: Optional[Path] = None) -> ckpt.Choice:
+    """`checkpoint.choose_checkpoint`, saying which checkpoints it skipped and why."""
+    choice = ckpt.choose_checkpoint(dirs, move_bad_in=move_bad_in)
+    for path, problem in choice.skipped:
+        log(f"resume: skipped {path}: {problem}")
+    return choice
+
+
 def _explicit(path: Path, log: Callable[[str], None]) -> Path:
     """--resume PATH: a checkpoint file (checked against its marker when it has one) or a folder of them."""
     if path.is_dir():
-        choice = ckpt.choose_checkpoint([path])
-        for skipped, problem in choice.skipped:
-            log(f"resume: skipped {skipped}: {problem}")
+        choice = choose_checkpoint_logged([path], log)
         if choice.path is None:
             raise UserError(f"{path}: no valid checkpoint in this folder")
         return choice.path
