@@ -120,30 +120,35 @@ def build_bundle(options: BundleOptions, log: Callable[[str], None] = print) -> 
     with naming(tmp):
         tmp.mkdir(parents=True)
     try:
-        manifest = _assemble(plan, tmp, options, meta, result)
-        entries = manifest.files
-        if zip_path is not None:
-            with atomic_path(zip_path) as tmp_zip:
-                names = [e.path for e in entries] + [MANIFEST_NAME]
-                total = manifest.totals["bytes"] + (tmp / MANIFEST_NAME).stat().st_size
-                zip_start = time.perf_counter()
-                with byte_bar(total, "zip", options.show_progress) as progress:
-                    write_zip(tmp, tmp_zip, names, progress)
-                result.zip_seconds = time.perf_counter() - zip_start
-                _swap(tmp, out)
-        else:
-            _swap(tmp, out)
-            result.notes += _drop_stale_zip(zip_path_for(out))
-    except BaseException as exc:
+        with naming(out):  # a write on a full disk names no file
+            manifest = _assemble_and_swap(plan, tmp, out, zip_path, options, meta, result)
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
-            exc.filename = str(out)  # a write on a full disk names no file
         raise
     result.manifest, result.seconds = manifest, time.perf_counter() - start
-    if len(entries) > MANY_FILES:
-        result.notes.append(f"{len(entries)} files: Kaggle caps a dataset's file count; upload with "
+    if len(manifest.files) > MANY_FILES:
+        result.notes.append(f"{len(manifest.files)} files: Kaggle caps a dataset's file count; upload with "
                             f"--dir-mode zip, or narrow --include-extra")
     return result
+
+
+def _assemble_and_swap(plan: BundlePlan, tmp: Path, out: Path, zip_path: Optional[Path], options: BundleOptions,
+                       meta: Optional[dict], result: BuildResult) -> Manifest:
+    """Fill the temp folder, zip it when asked, then put it in place of `out`."""
+    manifest = _assemble(plan, tmp, options, meta, result)
+    if zip_path is None:
+        _swap(tmp, out)
+        result.notes += _drop_stale_zip(zip_path_for(out))
+        return manifest
+    with atomic_path(zip_path) as tmp_zip:
+        names = [e.path for e in manifest.files] + [MANIFEST_NAME]
+        total = manifest.totals["bytes"] + (tmp / MANIFEST_NAME).stat().st_size
+        zip_start = time.perf_counter()
+        with byte_bar(total, "zip", options.show_progress) as progress:
+            write_zip(tmp, tmp_zip, names, progress)
+        result.zip_seconds = time.perf_counter() - zip_start
+        _swap(tmp, out)
+    return manifest
 
 
 def _assemble(plan: BundlePlan, tmp: Path, options: BundleOptions, meta: Optional[dict], result: BuildResult) -> Manifest:
@@ -153,8 +158,8 @@ def _assemble(plan: BundlePlan, tmp: Path, options: BundleOptions, meta: Optiona
     result.copy_seconds = time.perf_counter() - start
     if options.include_code:
         entries += _add_code(tmp, options)
-    manifest = Manifest(fastpack_version=__version__, created=created_from(f.path for f in plan.files if f.path), options=options.recorded(),
-                        files=entries, missing=plan.missing)
+    manifest = Manifest(fastpack_version=__version__, created=created_from(f.mtime for f in plan.files),
+                        options=options.recorded(), files=entries, missing=plan.missing)
     manifest.write(tmp)
     if meta is not None:
         write_json_atomic(tmp / KAGGLE_METADATA_NAME, meta)

@@ -56,12 +56,8 @@ def find_bundle_roots(search_root: Path, max_depth: int = SEARCH_DEPTH) -> list[
 
 def choose_bundle(input_root: Path | None, dataset_root: Path | None) -> Path:
     """The bundle the runner would use with the same arguments."""
-    if dataset_root is not None:
-        found = find_bundle_roots(dataset_root)
-    else:
-        search = input_root or Path(__file__).resolve().parent.parent
-        found = find_bundle_roots(search)
     here = dataset_root or input_root or Path(__file__).resolve().parent.parent
+    found = find_bundle_roots(here)
     if not found:
         raise InstallError(f"no {MANIFEST_NAME} under {here}: attach the dataset made by `python -m bundle "
                            "--include-code`, or pass --dataset-root")
@@ -73,12 +69,22 @@ def choose_bundle(input_root: Path | None, dataset_root: Path | None) -> Path:
     return found[0]
 
 
-def bundle_wheel(bundle: Path) -> Path:
-    """The fastpack wheel this bundle's manifest lists (not whatever sorts last in the folder)."""
+def read_manifest(bundle: Path) -> dict:
+    """The bundle's manifest, parsed once for everything the install needs from it."""
     try:
         manifest = json.loads((bundle / MANIFEST_NAME).read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise TypeError(f"a JSON {type(manifest).__name__}, not an object")
+        return manifest
+    except (OSError, ValueError, TypeError) as e:
+        raise InstallError(f"{bundle / MANIFEST_NAME}: not a readable bundle manifest ({e})") from None
+
+
+def bundle_wheel(bundle: Path, manifest: dict) -> Path:
+    """The fastpack wheel this bundle's manifest lists (not whatever sorts last in the folder)."""
+    try:
         paths = [f["path"] for f in manifest.get("files", [])]
-    except (OSError, ValueError, TypeError, KeyError) as e:
+    except (TypeError, KeyError) as e:
         raise InstallError(f"{bundle / MANIFEST_NAME}: not a readable bundle manifest ({e})") from None
     wheels = [p for p in paths if re.fullmatch(r"code/fastpack-[^/]+\.whl", p)]
     if len(wheels) != 1:
@@ -127,7 +133,8 @@ def pip(*args: str) -> None:
 
 def install(bundle: Path) -> list[str]:
     """Install the bundle's wheel, then its missing dependencies from code/wheels; return what it did."""
-    wheel = bundle_wheel(bundle)
+    manifest = read_manifest(bundle)
+    wheel = bundle_wheel(bundle, manifest)
     pip("--no-deps", "--force-reinstall", "-q", str(wheel))
     done = [f"installed {wheel.name} from {bundle}"]
     needed = missing(requirements(wheel))
@@ -139,7 +146,7 @@ def install(bundle: Path) -> list[str]:
         done.append(f"installed {', '.join(here)} (and what they need) from {deps}")
     still = missing(needed)
     if still:
-        target = _deps_target(bundle)
+        target = _deps_target(manifest)
         raise InstallError(f"not installed and not in the bundle: {', '.join(still)}; rebuild the bundle with "
                            f"`python -m bundle --include-code --include-deps {' '.join(still)} --python-version "
                            f"{sys.version_info[0]}.{sys.version_info[1]}`" + (f" (its wheels are for {target})" if target else ""))
@@ -148,12 +155,11 @@ def install(bundle: Path) -> list[str]:
     return done
 
 
-def _deps_target(bundle: Path) -> str:
+def _deps_target(manifest: dict) -> str:
     try:
-        options = json.loads((bundle / MANIFEST_NAME).read_text(encoding="utf-8")).get("options", {})
-        target = options.get("deps_target") or {}
+        target = manifest.get("options", {}).get("deps_target") or {}
         return f"Python {target['python_version']} on {', '.join(target['platforms'])}" if target else ""
-    except (OSError, ValueError, KeyError, TypeError):
+    except (AttributeError, KeyError, TypeError):
         return ""
 
 

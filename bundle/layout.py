@@ -89,6 +89,15 @@ class PlannedFile:
     required: bool
     origin: str = "copy"  # copy | rewritten | built
     data: Optional[bytes] = None  # the content of a rewritten file
+    mtime: int = 0  # the source's, in seconds: the manifest's `created` is the newest
+
+
+def _planned(group: str, bundle_path: str, source: str, path: Path, required: bool,
+             data: Optional[bytes] = None) -> PlannedFile:
+    """A source file to copy (or, with `data`, its rewritten content), stat-ed once for its size and mtime."""
+    st = path.stat()
+    return PlannedFile(group, bundle_path, source, path, st.st_size if data is None else len(data), required,
+                       origin="copy" if data is None else "rewritten", data=data, mtime=int(st.st_mtime))
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +160,7 @@ def make_plan(root: Path, config: Config, *, include_reports: bool = False,
         if item.pattern:
             matches = _glob(root, _rel(item.source, root_real), root_real, exclude, refused)
             for rel, path in matches:
-                add(PlannedFile(item.group, f"{item.bundle_path}/{PurePosixPath(rel).name}", rel, path,
-                                path.stat().st_size, item.required))
+                add(_planned(item.group, f"{item.bundle_path}/{PurePosixPath(rel).name}", rel, path, item.required))
             if not matches:
                 plan.missing.append(MissingFile(item.group, f"{item.bundle_path}/{PurePosixPath(item.source).name}",
                                                 item.source, item.required, pattern=True))
@@ -163,9 +171,7 @@ def make_plan(root: Path, config: Config, *, include_reports: bool = False,
             refused.append(f"{item.source} ({problem})")
         elif path.is_file():
             data = _bundled_config(config) if item.group == "config" else None
-            size = len(data) if data is not None else path.stat().st_size
-            add(PlannedFile(item.group, item.bundle_path, _rel(item.source, root_real), path, size, item.required,
-                            origin="rewritten" if data is not None else "copy", data=data))
+            add(_planned(item.group, item.bundle_path, _rel(item.source, root_real), path, item.required, data))
         else:
             plan.missing.append(MissingFile(item.group, item.bundle_path, _rel(item.source, root_real),
                                             item.required))
@@ -176,7 +182,7 @@ def make_plan(root: Path, config: Config, *, include_reports: bool = False,
             if rel in RESERVED:
                 refused.append(f"{rel} (reserved name: the bundler writes it)")
                 continue
-            add(PlannedFile("extra", rel, rel, path, path.stat().st_size, False))
+            add(_planned("extra", rel, rel, path, False))
         if not matches:
             plan.missing.append(MissingFile("extra", pattern, pattern, False, pattern=True))
 

@@ -115,14 +115,14 @@ def _safe(path: Any, source: str) -> str:
     return path
 
 
-def created_from(sources: Iterable[Path]) -> str:
-    """UTC time of the newest input (seconds), so two builds of the same inputs give the same bytes.
+def created_from(mtimes: Iterable[int]) -> str:
+    """UTC time of the newest input (its mtime, seconds), so two builds of the same inputs give the same bytes.
 
     `SOURCE_DATE_EPOCH` (the reproducible-builds convention) pins it instead; no inputs: the epoch.
     """
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     try:
-        seconds = int(epoch) if epoch else max((int(os.stat(p).st_mtime) for p in sources), default=0)
+        seconds = int(epoch) if epoch else max(mtimes, default=0)
     except ValueError:
         raise UserError(f"SOURCE_DATE_EPOCH must be an integer, got {epoch!r}") from None
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))

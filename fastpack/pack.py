@@ -39,12 +39,16 @@ class PackSummary:
     dtype: str
     counts: dict[str, int]
     seconds: float
-    compile_seconds: float = 0.0  # loading the kernels when they had to be compiled (first run), else 0
+    kernel_seconds: float = 0.0  # loading (or compiling) the kernels, part of `seconds`
+    compiled: bool = False  # the kernels had to be compiled (a first run)
     up_to_date: bool = False
     bad_line_examples: list[str] = field(default_factory=list)
     reclaimed: Reclaimed = field(default_factory=Reclaimed)
 
-    kernel_seconds: float = 0.0  # loading (or compiling) the kernels, part of `seconds`
+    @property
+    def compile_seconds(self) -> float:
+        """The kernels' compiling on a first run, else 0."""
+        return self.kernel_seconds if self.compiled else 0.0
 
     @property
     def tokens_per_s(self) -> float:
@@ -67,7 +71,7 @@ class PackSummary:
             f"  tokens in {c['tokens_in']:,} (+{c['eos_added'] + c['bos_added']:,} eos/bos), padded {c['padded']:,}"
             f" ({100 * c['padded'] / out:.2f}%), dropped {c['dropped']:,} ({100 * c['dropped'] / out:.2f}%)",
             f"  {self.seconds:.2f} s, {self.tokens_per_s / 1e6:.1f} M tokens/s packing, "
-            + (f"+ {self.compile_seconds:.1f} s compiling kernels (first run: cached from now on)" if self.compile_seconds
+            + (f"+ {self.compile_seconds:.1f} s compiling kernels (first run: cached from now on)" if self.compiled
                else f"+ {self.kernel_seconds:.2f} s loading kernels"),
         ]
         lines += [f"  skipped {example}" for example in self.bad_line_examples]
@@ -136,8 +140,8 @@ def pack_sequences(
         print(f"warning: {name}: 0 windows: the input holds {counts['tokens_in']:,} tokens, fewer than one window of "
               f"{spec.seq_len} (pass --pad-last to keep a padded window)", file=sys.stderr)
     return PackSummary(name, shown, str(meta_path), (rows, spec.seq_len), spec.dtype, counts,
-                       time.perf_counter() - started, kernel_seconds if compiled else 0.0,
-                       bad_line_examples=bad.examples, reclaimed=reclaimed, kernel_seconds=kernel_seconds)
+                       time.perf_counter() - started, kernel_seconds, compiled,
+                       bad_line_examples=bad.examples, reclaimed=reclaimed)
 
 
 def _write_outputs(parts, spec: PackSpec, files: dict[str, Path], meta_path: Path, bad: BadLines,

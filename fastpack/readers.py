@@ -483,10 +483,11 @@ def checked_batch(vals: np.ndarray, offsets: np.ndarray, limits: IdLimits, bad: 
     range (or a null) is reported (`where(doc)`, `name[k] = problem`) and left out."""
     problems: dict[int, str] = {}  # document -> its first problem; reported in order
     out_of_range = (vals < 0) | (vals >= limits.limit)
-    for i in np.flatnonzero(out_of_range if null is None else null | out_of_range):
-        doc = int(np.searchsorted(offsets, i, side="right") - 1)
+    bad_at = np.flatnonzero(out_of_range if null is None else null | out_of_range)
+    bad_docs, first = np.unique(np.searchsorted(offsets, bad_at, side="right") - 1, return_index=True)
+    for doc, i in zip(bad_docs.tolist(), bad_at[first].tolist()):  # a document's first bad value only
         what = "null" if null is not None and null[i] else limits.problem(int(vals[i]))
-        problems.setdefault(doc, f"{name}[{i - offsets[doc]}] = {what}")
+        problems[doc] = f"{name}[{i - int(offsets[doc])}] = {what}"
     for doc in null_docs:
         problems[int(doc)] = f"{name} is null"
     keep = np.ones(offsets.size - 1, bool)

@@ -35,7 +35,7 @@ class NonFiniteGuard:
         self.limit, self.lr, self.ckpt_dir, self.log = limit, lr, ckpt_dir, log
         zero = torch.zeros((), dtype=torch.int64, device=device)
         self.in_a_row, self.longest, self.skipped_total = zero.clone(), zero.clone(), zero.clone()
-        self.checked = (0, 0, 0)  # step, skipped_total and in_a_row at the last check
+        self.checked = (0, 0)  # the step and skipped_total at the last check
 
     @contextlib.contextmanager
     def update_unless_nonfinite(self, optimizer: torch.optim.Optimizer, grad_norm: torch.Tensor, scaler) -> Iterator[bool]:
@@ -65,7 +65,7 @@ class NonFiniteGuard:
         """At a sync point: says what was skipped since the last check, stops the run where a streak reached
         the limit; the non-finite steps in a row now."""
         in_a_row, longest, skipped = (int(v) for v in torch.stack([self.in_a_row, self.longest, self.skipped_total]).tolist())
-        last_step, last_skipped, _ = self.checked
+        last_step, last_skipped = self.checked
         if skipped > last_skipped:
             span = f"step {step}" if last_step + 1 == step else f"steps {last_step + 1}-{step}"
             self.log(f"{span}: gradient norm not finite: update skipped on {skipped - last_skipped} step(s) "
@@ -77,7 +77,7 @@ class NonFiniteGuard:
                             f"no update made); {self._last_good()}; lower training.lr (now {self.lr:g}) or raise "
                             f"training.warmup_steps")
         self.longest.copy_(self.in_a_row)
-        self.checked = (step, skipped, in_a_row)
+        self.checked = (step, skipped)
         return in_a_row
 
     @property

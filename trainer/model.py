@@ -22,7 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from fastpack.errors import UserError
 
-from trainer.attention import DocumentMask, attend, dense_document_mask
+from trainer.attention import DocumentMask, attend
 from trainer.config import ModelConfig
 from trainer.fused import IGNORE_INDEX, linear_cross_entropy, rms_norm, rotate_qk, silu_mul
 
@@ -104,15 +104,16 @@ def rotary_tables(head_dim: int, length: int, theta: float) -> tuple[torch.Tenso
 class KVCache:
     """Keys and values of the tokens seen so far, per layer: sampling feeds one new token per forward."""
 
-    def __init__(self) -> None:
+    def __init__(self, n_layer: int, context_len: int) -> None:
+        self.n_layer, self.context_len = n_layer, context_len
         self.k: Optional[torch.Tensor] = None  # [n_layer, B, H, context_len, D], allocated at the first update
         self.v: Optional[torch.Tensor] = None
         self.length = 0  # tokens already in the cache
 
-    def update(self, layer: int, n_layer: int, context_len: int, k: torch.Tensor, v: torch.Tensor):
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         """Store this forward's k, v [B, H, T, D] after the cached ones; all keys and values so far."""
         if self.k is None:
-            shape = (n_layer, *k.shape[:2], context_len, k.shape[-1])
+            shape = (self.n_layer, *k.shape[:2], self.context_len, k.shape[-1])
             self.k, self.v = k.new_zeros(shape), v.new_zeros(shape)
         start, end = self.length, self.length + k.shape[2]
         self.k[layer, :, :, start:end], self.v[layer, :, :, start:end] = k, v
@@ -122,7 +123,7 @@ class KVCache:
 class Attention(nn.Module):
     def __init__(self, args: ModelArgs, layer: int) -> None:
         super().__init__()
-        self.layer, self.n_layer, self.context_len = layer, args.n_layer, args.context_len
+        self.layer = layer
         self.n_head = args.n_head
         self.head_dim = args.d_model // args.n_head
         self.qkv = nn.Linear(args.d_model, 3 * args.d_model, bias=False)
@@ -132,21 +133,20 @@ class Attention(nn.Module):
     def forward(self, x, cos, sin, attn_mask: Optional[DocumentMask], cache: Optional[KVCache] = None) -> torch.Tensor:
         B, T, C = x.shape
         qk, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).split([2, 1], dim=2)
-        # Rotary in the activations' dtype (bf16/fp16 under autocast): q, k and v reach SDPA in one dtype,
-        # which its fused kernels need. q and k rotate together, in the [B, T, H, D] layout SDPA's kernels read
-        # (as transposed views; a contiguous [B, H, T, D] makes the CPU kernel twice as slow).
-        q, k = (t.transpose(1, 2) for t in rotate_qk(qk, cos.to(qk.dtype), sin.to(qk.dtype)))
+        # q and k rotate together, in the [B, T, H, D] layout SDPA's kernels read (as transposed views; a
+        # contiguous [B, H, T, D] makes the CPU kernel twice as slow).
+        q, k = (t.transpose(1, 2) for t in rotate_qk(qk, cos, sin))
         v = v.squeeze(2).transpose(1, 2)
         dropout = self.dropout if self.training else 0.0
         if cache is not None and cache.length > 0:
             start = cache.length
-            k, v = cache.update(self.layer, self.n_layer, self.context_len, k, v)
+            k, v = cache.update(self.layer, k, v)
             # Query i (absolute position start + i) sees every cached key and the new ones up to itself.
             visible = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(diagonal=start)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
         else:
             if cache is not None:
-                cache.update(self.layer, self.n_layer, self.context_len, k, v)
+                cache.update(self.layer, k, v)
             y = attend(q, k, v, attn_mask, dropout)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
@@ -236,6 +236,10 @@ class GPT(nn.Module):
         else:
             cos, sin = self.rope_cos[position_ids][:, :, None, None], self.rope_sin[position_ids][:, :, None, None]
         x = self.drop(self.embed(input_ids))
+        # Rotary in the activations' dtype (bf16/fp16 under autocast): q, k and v reach SDPA in one dtype,
+        # which its fused kernels need. Cast once here, not in every layer.
+        if torch.is_autocast_enabled(x.device.type):
+            cos, sin = (t.to(torch.get_autocast_dtype(x.device.type)) for t in (cos, sin))
         attn_mask = None if doc_ids is None else DocumentMask(doc_ids, self.attention_kernel)
         for block in self.blocks:
             if self.activation_checkpointing and self.training and torch.is_grad_enabled():
@@ -274,17 +278,16 @@ def generate(
     model.eval()
     device = model.embed.weight.device
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
-    cache = KVCache() if use_cache and 0 < ids.shape[1] <= model.args.context_len else None
-    fed = 0  # tokens already in the cache
+    context = model.args.context_len
+    cache = KVCache(model.args.n_layer, context) if use_cache and 0 < ids.shape[1] <= context else None
     out: list[int] = []
     for _ in range(max_new_tokens):
-        if cache is not None and ids.shape[1] > model.args.context_len:
+        if cache is not None and ids.shape[1] > context:
             cache = None  # the window slides from here
         if cache is not None:
-            logits, _ = model(ids[:, fed:], cache=cache)
-            fed = ids.shape[1]
+            logits, _ = model(ids[:, cache.length:], cache=cache)  # the tokens the cache has not seen
         else:
-            logits, _ = model(ids[:, -model.args.context_len:])
+            logits, _ = model(ids[:, -context:])
         next_id = _pick(logits[0, -1].float(), temperature, top_k, generator)
         if eos_id is not None and next_id == eos_id:
             break

@@ -133,7 +133,7 @@ def test_kv_cache_step_logits_equal_the_full_forward():
     ids = torch.randint(4, 50, (1, 12))
     from trainer.model import KVCache
 
-    cache = KVCache()
+    cache = KVCache(model.args.n_layer, model.args.context_len)
     with torch.no_grad():
         full, _ = model(ids)
         first, _ = model(ids[:, :5], cache=cache)
