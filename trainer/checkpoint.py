@@ -202,10 +202,21 @@ def read_marker(pt: Path) -> Optional[dict]:
     return marker
 
 
-def checkpoint_problem(pt: str | Path, *, verify: bool = True) -> Optional[str]:
+def checkpoint_problem(pt: str | Path) -> Optional[str]:
     """Why `pt` is not a usable checkpoint (None: it is): marker, size, checksum, then a memory-mapped open."""
     pt = Path(pt)
-    marker = read_marker(pt)
+    return _problem(pt, read_marker(pt))
+
+
+def require_usable(pt: str | Path) -> None:
+    """A checkpoint the user named: a UserError saying its problem. One without a marker (a bare .pt) is taken as it is."""
+    marker = read_marker(Path(pt))
+    problem = _problem(Path(pt), marker) if marker is not None else None
+    if problem is not None:
+        raise UserError(f"{pt}: not a usable checkpoint: {problem}")
+
+
+def _problem(pt: Path, marker: Optional[dict]) -> Optional[str]:
     if marker is None:
         return "no valid marker beside it (an interrupted save)"
     if not pt.is_file():
@@ -213,7 +224,7 @@ def checkpoint_problem(pt: str | Path, *, verify: bool = True) -> Optional[str]:
     size = pt.stat().st_size
     if size != marker.get("size"):
         return f"{size:,} bytes, its marker says {marker.get('size'):,} (truncated or replaced)"
-    if verify and marker.get("sha256") and checksum(pt) != marker["sha256"]:
+    if marker.get("sha256") and checksum(pt) != marker["sha256"]:
         return "checksum mismatch: its bytes changed after it was saved"
     try:
         state = torch.load(pt, map_location="cpu", weights_only=True, mmap=True)
@@ -319,12 +330,12 @@ def choose_checkpoint(dirs: Iterable[str | Path], *, move_bad_in: Optional[Path]
         for pt in _candidates(directory, _SEARCH_DEPTH):
             marker = read_marker(pt)
             if marker is not None:
-                ranked.append((-marker["step"], order, pt.stem == "last", str(pt), pt))  # prefer the step-N name
+                ranked.append((-marker["step"], order, pt.stem == "last", str(pt), pt, marker))  # prefer the step-N name
     choice = Choice()
-    for *_, pt in sorted(ranked):
+    for *_, pt, marker in sorted(ranked, key=lambda entry: entry[:4]):
         if not pt.exists():  # already moved aside
             continue
-        problem = checkpoint_problem(pt)
+        problem = _problem(pt, marker)
         if problem is None:
             choice.path = pt
             return choice

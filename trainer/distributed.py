@@ -11,7 +11,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -28,6 +28,9 @@ class DistInfo:
     world_size: int = 1
     device: torch.device = torch.device("cpu")
     in_group: bool = False  # joined a process group (torchrun), even of one process
+    # A gloo group for the small host-side messages (stop/save flags, counts, RNG states): on CPU
+    # tensors, so they never wait for the GPU's queued work as an NCCL collective read back would.
+    control: Any = None
 
     @property
     def is_main(self) -> bool:
@@ -83,7 +86,9 @@ def init_distributed(requested_device: Optional[str] = None) -> DistInfo:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
-    return DistInfo(rank=rank, local_rank=local_rank, world_size=world, device=device, in_group=True)
+    # Made on CPU runs too (where the default group is gloo already), so the tests take the path GPUs take.
+    control = dist.new_group(backend="gloo")
+    return DistInfo(rank=rank, local_rank=local_rank, world_size=world, device=device, in_group=True, control=control)
 
 
 def barrier(info: DistInfo) -> None:
@@ -97,19 +102,19 @@ def close_distributed() -> None:
 
 
 def all_reduce_sum(values: Sequence[float], info: DistInfo) -> list[float]:
-    """Sum floats over ranks (float64 on the collective's device); identity in one process."""
+    """Sum host numbers over ranks (float64, over the gloo control group); identity in one process."""
     if not info.enabled:
         return list(values)
-    t = torch.tensor(list(values), dtype=torch.float64, device=info.device)
-    dist.all_reduce(t)
+    t = torch.tensor(list(values), dtype=torch.float64)
+    dist.all_reduce(t, group=info.control)
     return t.tolist()
 
 
 def all_reduce_max(values: Sequence[int], info: DistInfo) -> list[int]:
     if not info.enabled:
         return list(values)
-    t = torch.tensor(list(values), dtype=torch.int64, device=info.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    t = torch.tensor(list(values), dtype=torch.int64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=info.control)
     return [int(v) for v in t.tolist()]
 
 
@@ -117,7 +122,7 @@ def broadcast_object(obj, info: DistInfo):
     if not info.enabled:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=0, group=info.control)
     return box[0]
 
 
@@ -126,7 +131,7 @@ def gather_objects(obj, info: DistInfo) -> list:
     if not info.enabled:
         return [obj]
     out = [None] * info.world_size
-    dist.all_gather_object(out, obj)
+    dist.all_gather_object(out, obj, group=info.control)
     return out
 
 

@@ -16,16 +16,14 @@ from fastpack.errors import UserError, run_main
 from fastpack.spmodel import load_sentencepiece
 from fastpack.tokenizer_info import MODEL_FILE, TOKENIZER_INFO, load_tokenizer_info
 
-from trainer.checkpoint import checkpoint_problem, load_checkpoint, read_marker
+from trainer.checkpoint import load_checkpoint, require_usable
 from trainer.guard import nonfinite_tensors
 from trainer.model import GPT, ModelArgs, generate
 
 
 def load_model(checkpoint: str | Path, device: str = "cpu") -> tuple[GPT, dict]:
     """The model of a checkpoint (eval mode) and the checkpoint dict without its large parts."""
-    problem = checkpoint_problem(checkpoint) if read_marker(Path(checkpoint)) is not None else None
-    if problem is not None:
-        raise UserError(f"{checkpoint}: not a usable checkpoint: {problem}")
+    require_usable(checkpoint)
     state = load_checkpoint(checkpoint, mmap=True)  # the optimizer's two thirds of the file are never read
     bad = nonfinite_tensors(state["model"])
     if bad:

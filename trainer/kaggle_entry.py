@@ -181,13 +181,11 @@ def find_resume(choice: str, output_dir: Path, input_root: Path, dataset_root: P
 
     Says which it skipped and why; a failed one of the work dir is moved aside, as the trainer does.
     """
-    from trainer.checkpoint import CHECKPOINT_DIR, choose_checkpoint
+    from trainer.checkpoint import CHECKPOINT_DIR
+    from trainer.resume import choose_checkpoint_logged
 
     def newest_valid(dirs: list[Path], move_bad_in: Optional[Path] = None) -> Optional[Path]:
-        choice = choose_checkpoint(dirs, move_bad_in=move_bad_in)
-        for path, problem in choice.skipped:
-            print(f"    resume: skipped {path}: {problem}")
-        return choice.path
+        return choose_checkpoint_logged(dirs, lambda message: print(f"    {message}"), move_bad_in=move_bad_in).path
 
     if choice != "auto":
         return None if choice == "none" else Path(choice)

@@ -41,8 +41,7 @@ from trainer.outputs import (LOSS_PNG, METRICS, RUN_CONFIG, SAMPLES, SUMMARY, Me
                              prepare_plotting, write_partial_summary, write_summary)
 from trainer.plan import prepare
 from trainer.precision import Precision, precision_for
-from trainer.resume import (Progress, copy_previous_metrics, resolve_resume, restore_progress, restore_rng,
-                            rng_state)
+from trainer.resume import Progress, resolve_resume, restore_progress, restore_rng, rng_state
 from trainer.sampling import load_sentencepiece, prompt_prefix, write_samples
 from trainer.schedule import CosineSchedule, warmup_for
 from trainer.summary import build_summary, fmt
@@ -188,9 +187,9 @@ class Trainer:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             self.reclaimed = reclaim_training_temps(self.output_dir, self.ckpt_dir, self.log)
             save_config(self.config, self.output_dir / RUN_CONFIG)
-            if self.resumed_from and not self.metrics.path.exists():
-                copy_previous_metrics(Path(self.resumed_from), self.metrics.path)
-            self.metrics.start(self.progress.step if self.resumed_from else None)
+            # Resuming from another run's folder (Kaggle: the previous session's output) carries its metrics over.
+            previous = Path(self.resumed_from).resolve().parent.parent / METRICS if self.resumed_from else None
+            self.metrics.start(self.progress.step if self.resumed_from else None, previous=previous)
             if not self.resumed_from:
                 (self.output_dir / SAMPLES).unlink(missing_ok=True)
             (self.output_dir / SUMMARY).unlink(missing_ok=True)
@@ -274,7 +273,8 @@ class Trainer:
 
         Writes a checkpoint first when one is due by the clock. Every rank must agree on stopping and
         saving: rank 0 decides, and one small all-reduce (a sum: only rank 0 sets the flags) shares
-        the decision together with the target count. In one process it is host-side bookkeeping.
+        the decision together with the target count. It goes over the gloo control group, on host
+        numbers: the host never waits for the GPU here. In one process it is host-side bookkeeping.
         """
         t, info, p, budget = self.config.training, self.dist, self.progress, self.budget
         over_budget = info.is_main and budget.should_stop(val_batches=self.val.n_batches, test_batches=self.test.n_batches)
@@ -398,7 +398,7 @@ class Trainer:
             sliding = " (sliding window)" if eval_set.sliding else ""
             self.log(f"eval step {step}: {which} loss {loss:.4f}, perplexity {fmt(perplexity(loss), 2)}{sliding}")
             if which == "val":
-                plot_loss(self.metrics.read(), self.output_dir / LOSS_PNG)
+                plot_loss(self.metrics.curve, self.output_dir / LOSS_PNG)
                 write_samples(self.sentencepiece, self.raw_model, self.output_dir / SAMPLES, step, t=self.config.training,
                               precision=self.precision, prefix=self.prompt_prefix, eos_id=self.eos_id)
                 write_partial_summary(self.output_dir / SUMMARY, build_summary(self, "running", None), loss)

@@ -35,37 +35,38 @@ def perplexity(loss: Optional[float]) -> Optional[float]:
 
 
 class MetricsLog:
+    """metrics.jsonl, and the loss curve kept in memory: the file is read once, at the start, not at every plot."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.curve: list[dict[str, Any]] = []  # step with loss and/or val_loss: what `plot_loss` draws
 
-    def start(self, resume_step: Optional[int]) -> None:
-        """Fresh run: empty the file. Resume: keep only records up to the resumed step (later ones are redone)."""
+    def start(self, resume_step: Optional[int], previous: Optional[Path] = None) -> None:
+        """Fresh run: empty the file. Resume: keep only records up to the resumed step (later ones are redone),
+        taken from `previous` (the resumed run's metrics, Kaggle: the previous session's) when this folder has none."""
+        source = previous if previous is not None and not self.path.exists() else self.path
         kept = []
-        if resume_step is not None and self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
+        if resume_step is not None and source.is_file():
+            for line in source.read_text(encoding="utf-8").splitlines():
                 try:
                     record = json.loads(line)
                 except ValueError:
                     continue  # a line cut by a killed session
                 if isinstance(record, dict) and record.get("step", 0) <= resume_step:
                     kept.append(line)
+                    self._remember(record)
         with atomic_path(self.path) as tmp:
             tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
         with self.path.open("ab") as f:
             f.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        self._remember(record)
 
-    def read(self) -> list[dict[str, Any]]:
-        if not self.path.is_file():
-            return []
-        out = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-        return out
+    def _remember(self, record: dict[str, Any]) -> None:
+        point = {k: record[k] for k in ("step", "loss", "val_loss") if record.get(k) is not None}
+        if len(point) > 1 and "step" in point:
+            self.curve.append(point)
 
 
 def prepare_plotting():

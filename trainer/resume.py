@@ -40,9 +40,7 @@ def resolve_resume(resume: str | Path | None, ckpt_dir: Path, log: Callable[[str
     """
     if resume is not None and str(resume) != "auto":
         return _explicit(Path(resume), log)
-    choice = ckpt.choose_checkpoint([ckpt_dir], move_bad_in=ckpt_dir if move_bad else None)
-    for path, problem in choice.skipped:
-        log(f"resume: skipped {path}: {problem}")
+    choice = choose_checkpoint_logged([ckpt_dir], log, move_bad_in=ckpt_dir if move_bad else None)
     if resume is None:
         if choice.path is not None:
             raise UserError(
@@ -56,20 +54,25 @@ def resolve_resume(resume: str | Path | None, ckpt_dir: Path, log: Callable[[str
     return choice.path
 
 
+def choose_checkpoint_logged(dirs: list[Path], log: Callable[[str], None], *,
+                             move_bad_in: Optional[Path] = None) -> ckpt.Choice:
+    """`checkpoint.choose_checkpoint`, saying which checkpoints it skipped and why."""
+    choice = ckpt.choose_checkpoint(dirs, move_bad_in=move_bad_in)
+    for path, problem in choice.skipped:
+        log(f"resume: skipped {path}: {problem}")
+    return choice
+
+
 def _explicit(path: Path, log: Callable[[str], None]) -> Path:
     """--resume PATH: a checkpoint file (checked against its marker when it has one) or a folder of them."""
     if path.is_dir():
-        choice = ckpt.choose_checkpoint([path])
-        for skipped, problem in choice.skipped:
-            log(f"resume: skipped {skipped}: {problem}")
+        choice = choose_checkpoint_logged([path], log)
         if choice.path is None:
             raise UserError(f"{path}: no valid checkpoint in this folder")
         return choice.path
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found")
-    problem = ckpt.checkpoint_problem(path) if ckpt.read_marker(path) is not None else None
-    if problem is not None:
-        raise UserError(f"{path}: not a usable checkpoint: {problem}")
+    ckpt.require_usable(path)
     return path
 
 
@@ -100,10 +103,3 @@ def restore_rng(state: dict[str, Any], info: DistInfo, *, seed: int, step: int, 
         log(f"note: world size {len(rng)} -> {info.world_size}: dropout RNG reseeded, data order kept")
         torch.manual_seed(seed + 7919 * step + info.rank)
 
-
-def copy_previous_metrics(resume_path: Path, target: Path) -> None:
-    """Resuming from another run's folder (Kaggle: the previous session's output): carry its metrics over."""
-    source = resume_path.resolve().parent.parent / target.name
-    if source.is_file() and source.resolve() != target.resolve():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(source.read_bytes())
